@@ -1,0 +1,27 @@
+"""Errors users see: each names where the problem is (file, line/record, field)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KnnieError(Exception):
+    """Base class for every error knnie raises on purpose; the CLI prints it and exits 1."""
+
+
+class DataError(KnnieError):
+    """Bad input data, located as precisely as we can: file, line (1-based) and field."""
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, line: int | str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path, self.line, self.field = path, line, field
+        where = ":".join(str(p) for p in (path, line) if p is not None)
+        if field:
+            where = f"{where} field '{field}'" if where else f"field '{field}'"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class IncompatibleArtefactError(KnnieError):
+    """A memory or checkpoint built by another model or label set."""

@@ -1,0 +1,192 @@
+"""One memory class for every task: vectors (keys) → labels (values), and the examples
+behind them so that each prediction can show its neighbours.
+
+A saved memory is a directory::
+
+    memory.json        config: labels, model fingerprint, index kind, sizes, checksums
+    keys.safetensors   keys (float32 or float16) and values (int64)
+    records.jsonl      one JSON record per key (the example it came from)
+    index.faiss        only for ivf/hnsw indexes, whose structure is costly to rebuild
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.io import atomic_dir, read_json
+
+INDEXES = ("flat", "ivf", "hnsw")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class MemoryConfig:
+    labels: list[str]
+    fingerprint: str  # of the model whose vectors are the keys
+    index: str = "flat"
+    fp16: bool = False
+    dim: int = 0
+    size: int = 0
+    nprobe: int = 16
+    ef_search: int = 128
+    checksums: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+
+class Memory:
+    """Labelled vectors with a FAISS index for exact or approximate L2 search."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray, records: list[dict[str, Any]],
+                 labels: list[str], fingerprint: str, index: str = "flat", fp16: bool = False) -> None:
+        if index not in INDEXES:
+            raise KnnieError(f"unknown index '{index}'; choose one of {INDEXES}")
+        if len(keys) == 0:
+            raise KnnieError("cannot build an empty memory: the data gave no examples")
+        if not (len(keys) == len(values) == len(records)):
+            raise KnnieError(f"{len(keys)} keys, {len(values)} values and {len(records)} records differ in number")
+        self.keys = np.ascontiguousarray(keys, dtype=np.float16 if fp16 else np.float32)
+        self.values = np.asarray(values, dtype=np.int64)
+        self.records = records
+        self.config = MemoryConfig(labels=list(labels), fingerprint=fingerprint, index=index, fp16=fp16,
+                                   dim=int(keys.shape[1]), size=len(keys))
+        self._index = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    # -- search ---------------------------------------------------------------------------
+    @property
+    def index(self):
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    def _build_index(self):
+        import faiss
+
+        c, n = self.config, len(self)
+        store = "SQfp16" if c.fp16 else "Flat"
+        if c.index == "flat":
+            spec = store
+        elif c.index == "ivf":
+            nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+            spec = f"IVF{nlist},{store}"
+        else:
+            spec = "HNSW32" if not c.fp16 else "HNSW32_SQfp16"
+        index = faiss.index_factory(c.dim, spec, faiss.METRIC_L2)
+        keys = self.keys.astype(np.float32)
+        if not index.is_trained:
+            index.train(keys)
+        index.add(keys)
+        self._tune(index)
+        return index
+
+    def _tune(self, index) -> None:
+        import faiss
+
+        if self.config.index == "ivf":
+            faiss.extract_index_ivf(index).nprobe = self.config.nprobe
+        elif self.config.index == "hnsw":
+            faiss.downcast_index(index).hnsw.efSearch = self.config.ef_search
+
+    def search(self, queries: np.ndarray, k: int, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest keys of each query: squared L2 distances (n, k) and key ids (n, k),
+        nearest first. k is capped at the memory size."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.config.dim:
+            raise KnnieError(f"queries have shape {queries.shape}; this memory holds {self.config.dim}-d keys")
+        k = min(k, len(self))
+        parts = [self.index.search(queries[i : i + batch_size], k) for i in range(0, len(queries), batch_size)]
+        if not parts:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        dist = np.concatenate([p[0] for p in parts])
+        ids = np.concatenate([p[1] for p in parts])
+        # approximate indexes may return fewer than k hits (-1): give them infinite distance
+        missing = ids < 0
+        if missing.any():
+            dist[missing], ids[missing] = np.inf, 0
+        return np.maximum(dist, 0.0), ids
+
+    # -- compatibility --------------------------------------------------------------------
+    def check_compatible(self, fingerprint: str, labels: list[str], name: str = "memory") -> None:
+        """Refuse a memory whose keys came from another model or whose labels differ."""
+        if self.config.fingerprint != fingerprint:
+            raise IncompatibleArtefactError(
+                f"{name} was built by a model with fingerprint {self.config.fingerprint}, but this model's is "
+                f"{fingerprint}: its keys live in another vector space. Rebuild it with "
+                "`knnie memory build` using this model."
+            )
+        if self.config.labels != list(labels):
+            raise IncompatibleArtefactError(
+                f"{name} has labels {self.config.labels[:5]}... but the model has {list(labels)[:5]}...: "
+                "label sets differ, so its values cannot be read. Rebuild it with this model."
+            )
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the memory directory atomically (an old one stays intact on failure)."""
+        import faiss
+        from safetensors.numpy import save_file
+
+        with atomic_dir(path) as tmp:
+            save_file({"keys": self.keys, "values": self.values}, str(tmp / "keys.safetensors"))
+            with open(tmp / "records.jsonl", "w", encoding="utf-8") as f:
+                for r in self.records:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            files = ["keys.safetensors", "records.jsonl"]
+            if self.config.index != "flat":
+                faiss.write_index(self.index, str(tmp / "index.faiss"))
+                files.append("index.faiss")
+            self.config.checksums = {f: _sha256(tmp / f) for f in files}
+            (tmp / "memory.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Memory:
+        """Read a memory directory, verifying every file against its recorded checksum."""
+        import faiss
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        raw = read_json(path / "memory.json", "memory config")
+        try:
+            config = MemoryConfig(**raw)
+        except TypeError as e:
+            raise DataError(f"not a knnie memory config ({e})", path=path / "memory.json") from e
+        for name, digest in config.checksums.items():
+            f = path / name
+            if not f.is_file():
+                raise DataError("file missing from the memory directory", path=f)
+            if _sha256(f) != digest:
+                raise DataError("file is truncated or corrupt (checksum mismatch); rebuild the memory", path=f)
+        arrays = load_file(str(path / "keys.safetensors"))
+        records = [json.loads(line) for line in (path / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+        mem = cls(arrays["keys"], arrays["values"], records, config.labels, config.fingerprint,
+                  config.index, config.fp16)
+        mem.config = config
+        if (path / "index.faiss").is_file():
+            try:
+                mem._index = faiss.read_index(str(path / "index.faiss"))
+            except RuntimeError as e:
+                raise DataError(f"cannot read FAISS index ({e})", path=path / "index.faiss") from e
+            mem._tune(mem._index)
+        return mem
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()

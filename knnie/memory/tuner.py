@@ -1,0 +1,96 @@
+"""Choose k, T, λ and the kernel on dev from ONE search per memory.
+
+Each memory is searched once with k_max neighbours; every grid point is then computed from
+those results with array math (the k nearest of k_max are its first k columns). λ is
+vectorised too: one argmax over an (n_λ, n, C) block scores all λ at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from knnie.memory.knn import KERNELS, interpolate, kernel_distances, knn_from_kernel_distances
+
+K_GRID = tuple(2**i for i in range(1, 9))  # 2 .. 256
+LAMBDA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+T_RELATIVE = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # × median nearest-neighbour distance
+T_ABSOLUTE = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+# scores predictions (n_points, n) against the gold ids (n,), one score per row
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class KnnParams:
+    """What the tuner chooses for one memory."""
+
+    k: int
+    temperature: float
+    lam: float
+    kernel: str = "plain"
+
+
+def temperature_grid(kernel_dist: np.ndarray) -> list[float]:
+    """13 temperatures: multiples of the median nearest-neighbour distance (as the kernel
+    sees it), so that weights neither underflow nor flatten, plus absolute values."""
+    scale = float(np.median(kernel_dist[:, 0])) if kernel_dist.size else 1.0
+    scale = scale if scale > 0 else 1.0
+    return [m * scale for m in T_RELATIVE] + list(T_ABSOLUTE)
+
+
+@dataclass
+class GridResult:
+    """Scores of every grid point, indexed [kernel, k, T, λ], and the best point."""
+
+    scores: np.ndarray
+    kernels: tuple[str, ...]
+    ks: tuple[int, ...]
+    temperatures: list[list[list[float]]]  # [kernel][k] -> the 13 T of that (kernel, k)
+    lambdas: tuple[float, ...]
+
+    @property
+    def best(self) -> KnnParams:
+        ki, kk, ti, li = np.unravel_index(int(np.argmax(self.scores)), self.scores.shape)
+        return KnnParams(self.ks[kk], self.temperatures[ki][kk][ti], self.lambdas[li], self.kernels[ki])
+
+    @property
+    def best_score(self) -> float:
+        return float(self.scores.max())
+
+
+def grid_points(k_max: int, ks: tuple[int, ...] = K_GRID) -> tuple[int, ...]:
+    """The k values to try for a memory whose search returned k_max neighbours."""
+    kept = tuple(k for k in ks if k <= k_max)
+    return kept or (k_max,)
+
+
+def tune_grid(distances: np.ndarray, neighbour_labels: np.ndarray, p_model: np.ndarray, score: ScoreFn,
+              ks: tuple[int, ...] = K_GRID, lambdas: tuple[float, ...] = LAMBDA_GRID,
+              kernels: tuple[str, ...] = KERNELS) -> GridResult:
+    """Score every (kernel, k, T, λ) from one search's results: distances and neighbour
+    labels (n, k_max), sorted nearest first; p_model (n, C) the model's own distribution."""
+    ks = grid_points(distances.shape[1], ks)
+    n_labels = p_model.shape[1]
+    scores = np.zeros((len(kernels), len(ks), len(T_RELATIVE) + len(T_ABSOLUTE), len(lambdas)))
+    temps: list[list[list[float]]] = []
+    for ki, kernel in enumerate(kernels):
+        temps.append([])
+        for kk, k in enumerate(ks):
+            kd = kernel_distances(distances[:, :k], kernel)
+            grid = temperature_grid(kd)
+            temps[ki].append(grid)
+            for ti, t in enumerate(grid):
+                p_knn = knn_from_kernel_distances(kd, neighbour_labels[:, :k], n_labels, t)
+                scores[ki, kk, ti] = score(interpolate(p_knn, p_model, np.array(lambdas)).argmax(-1))
+    return GridResult(scores, tuple(kernels), ks, temps, tuple(lambdas))
+
+
+def tune_alpha(p_first: np.ndarray, p_second: np.ndarray, score: ScoreFn,
+               alphas: tuple[float, ...] = LAMBDA_GRID) -> tuple[float, float]:
+    """α for p = α·p(first) + (1 − α)·p(second); returns (best α, its score)."""
+    scores = score(interpolate(p_first, p_second, np.array(alphas)).argmax(-1))
+    best = int(np.argmax(scores))
+    return alphas[best], float(scores[best])

@@ -1,0 +1,1 @@
+"""The tasks: relation extraction (re); more to come."""
