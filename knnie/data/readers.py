@@ -81,7 +81,8 @@ def _iter_records(path: Path, negatives: bool) -> Iterator[RelationExample]:
         whole = json.loads(text)
     except json.JSONDecodeError:
         whole = None
-    if isinstance(whole, dict) and whole and all(isinstance(v, list) for v in whole.values()):
+    fewrel = isinstance(whole, dict) and whole and "sentences" not in whole  # one DyGIE doc is not FewRel
+    if fewrel and all(isinstance(v, list) for v in whole.values()):
         for label, instances in whole.items():  # FewRel
             for i, inst in enumerate(instances):
                 yield _parse(inst, path, f"{label}[{i}]", negatives, label=label)

@@ -1,0 +1,34 @@
+# make demo: set up and run the main job on the shipped sample; make test: set up and run the tests.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := data/sample/fewrel8
+RUN := runs/demo
+
+.PHONY: demo test lint setup clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned first so pip takes the CPU wheel on disk, never the multi-GB CUDA build
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/knnie train --train $(SAMPLE)/train.jsonl --dev $(SAMPLE)/dev.jsonl --out $(RUN) --epochs 3 --lr 1e-4
+	$(BIN)/knnie memory build $(RUN) --data $(SAMPLE)/train.jsonl --name train
+	$(BIN)/knnie tune $(RUN) --dev $(SAMPLE)/dev.jsonl
+	$(BIN)/knnie evaluate $(RUN) --data $(SAMPLE)/test.jsonl
+	$(BIN)/knnie predict $(RUN) --input data/sample/sentences.jsonl --output $(RUN)/predictions.jsonl --neighbours 3 --show 6
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,45 @@
+"""`knnie evaluate`: vanilla, kNN-only and kNN-RE side by side on labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from knnie.cli.common import command, load_relations, out
+from knnie.io import write_json
+from knnie.tasks.re import RelationExtractor
+
+METHODS = {"vanilla": "vanilla", "knn": "kNN-only (λ=1)", "knn_re": "kNN-RE"}
+
+
+@command
+def evaluate_command(
+    model_dir: Path = typer.Argument(..., help="A model directory (tuned, with memories, for the kNN rows)."),
+    data: Path = typer.Option(..., help="Labelled test data."),
+    output: Path = typer.Option(None, help="Also write the full report as JSON here."),
+    batch_size: int = typer.Option(64, min=1),
+) -> None:
+    """Vanilla, kNN-only and kNN-RE: micro/macro-F1, per relation, SemEval official score."""
+    extractor = RelationExtractor.from_pretrained(model_dir)
+    report = extractor.evaluate(load_relations(data, "test"), batch_size, show_progress=True)
+    semeval = "semeval_official_f1" in report["vanilla"]
+    table = Table(title=f"{data}")
+    for col in ("method", "micro-P", "micro-R", "micro-F1", "macro-F1", *(["SemEval official"] if semeval else [])):
+        table.add_column(col)
+    for method, r in report.items():
+        cells = [r["micro_precision"], r["micro_recall"], r["micro_f1"], r["macro_f1"]]
+        cells += [r["semeval_official_f1"]] if semeval else []
+        table.add_row(METHODS[method], *(f"{100 * c:.2f}" for c in cells))
+    out.print(table)
+    per = Table(title="per relation F1 (support)")
+    per.add_column("relation")
+    per.add_column("support")
+    for method in report:
+        per.add_column(METHODS[method])
+    for rel, r in report["vanilla"]["per_relation"].items():
+        per.add_row(rel, str(r["support"]), *(f"{100 * report[m]['per_relation'][rel]['f1']:.2f}" for m in report))
+    out.print(per)
+    if output:
+        write_json(output, report)

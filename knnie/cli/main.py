@@ -1,0 +1,20 @@
+"""The `knnie` command: train → memory build → tune → evaluate → predict."""
+
+from __future__ import annotations
+
+import typer
+
+from knnie.cli import evaluate, memory, predict, train, tune
+
+app = typer.Typer(
+    help="knnie: relation extraction that consults a memory of labelled examples (kNN-RE).",
+    no_args_is_help=True, pretty_exceptions_show_locals=False,
+)
+app.command("train")(train.train_command)
+app.add_typer(memory.app, name="memory")
+app.command("tune")(tune.tune_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("predict")(predict.predict_command)
+
+if __name__ == "__main__":
+    app()
