@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from knnie.cli import evaluate, memory, predict, train, tune
+from knnie.cli import ds, evaluate, memory, predict, train, tune
 
 app = typer.Typer(
     help="knnie: relation extraction that consults a memory of labelled examples (kNN-RE).",
@@ -15,6 +15,7 @@ app.add_typer(memory.app, name="memory")
 app.command("tune")(tune.tune_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
+app.add_typer(ds.app, name="ds")
 
 if __name__ == "__main__":
     app()

@@ -90,7 +90,8 @@ def tune_grid(distances: np.ndarray, neighbour_labels: np.ndarray, p_model: np.n
 
 def tune_alpha(p_first: np.ndarray, p_second: np.ndarray, score: ScoreFn,
                alphas: tuple[float, ...] = LAMBDA_GRID) -> tuple[float, float]:
-    """α for p = α·p(first) + (1 − α)·p(second); returns (best α, its score)."""
+    """α for p = α·p(first) + (1 − α)·p(second); returns (best α, its score). Ties go to
+    the largest α: the first memory is the hand-labelled one and is trusted more."""
     scores = score(interpolate(p_first, p_second, np.array(alphas)).argmax(-1))
-    best = int(np.argmax(scores))
+    best = int(np.flatnonzero(scores == scores.max())[-1])
     return alphas[best], float(scores[best])

@@ -1,0 +1,48 @@
+"""`knnie ds build`: distant supervision from KB triples and raw text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from knnie.cli.common import command, console, out
+from knnie.distant import DSSummary, build_ds, iter_documents, read_aliases, read_triples, write_ds
+from knnie.progress import track
+
+app = typer.Typer(help="Distant supervision: KB triples matched against raw text.", no_args_is_help=True)
+
+
+@app.command("build")
+@command
+def build(
+    triples: Path = typer.Option(..., help="KB triples: head<TAB>relation<TAB>tail per line."),
+    corpus: str = typer.Option(..., help="Raw text: a file or glob ('raw/*.txt'); .jsonl files hold {text} lines."),
+    out_path: Path = typer.Option(..., "--out", help="DS examples (knnie plain JSONL) to write."),
+    aliases: Path = typer.Option(None, help="Aliases: name<TAB>alias[<TAB>alias ...] per line."),
+    ambiguous: str = typer.Option("skip", help="An entity pair with several KB relations: keep one example "
+                                  "per relation, or skip it (default)."),
+    one_per_line: bool = typer.Option(False, "--one-per-line", help="Each line of a text file is a document."),
+    drop_suspicious: bool = typer.Option(False, "--drop-suspicious",
+                                         help="Drop entity names that are stop words or single characters."),
+) -> None:
+    """Every sentence mentioning both entities of a triple becomes an example of its relation."""
+    kb = read_triples(triples)
+    summary = DSSummary()
+    docs = track(iter_documents(corpus, summary, one_per_line), "documents", show=True)
+    write_ds(out_path, build_ds(kb, docs, summary, read_aliases(aliases) if aliases else None, ambiguous,
+                                drop_suspicious))
+    table = Table(title=f"{summary.examples} DS examples from {summary.sentences} sentences in {summary.files} files")
+    table.add_column("relation")
+    table.add_column("examples", justify="right")
+    for rel, n in summary.per_relation.most_common():
+        table.add_row(rel, str(n))
+    out.print(table)
+    skipped = [f"{summary.skipped_ambiguous} ambiguous pairs skipped" if ambiguous == "skip" else "",
+               f"{summary.duplicates} duplicates dropped",
+               f"{len(summary.suspicious_names)} suspicious entity names"
+               f"{' dropped' if drop_suspicious else ' kept'}",
+               *(f"file {f} skipped: {why}" for f, why in summary.skipped_files.items())]
+    console.print("; ".join(s for s in skipped if s), highlight=False)
+    console.print(f"written to {out_path}", highlight=False)
