@@ -257,6 +257,13 @@ class RelationExtractor:
             out["knn_re"] = self._mix(self.memory_distributions(p_model, searches))
         return out
 
+    def method_distributions(self, examples: list[RelationExample], batch_size: int = 64, show_progress: bool = False
+                             ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """Encode, search every memory once, and return `distributions` with the searches."""
+        vectors, p_model = self.encode(examples, batch_size, show_progress)
+        searches = self.search(vectors)
+        return self.distributions(p_model, searches), searches
+
     def memory_distributions(self, p_model: np.ndarray, searches: dict[str, tuple[np.ndarray, np.ndarray]],
                              knn_only: bool = False) -> dict[str, np.ndarray]:
         """λ·p_kNN + (1 − λ)·p_RE for each memory with its own settings (λ = 1 if knn_only)."""
@@ -289,9 +296,7 @@ class RelationExtractor:
         """The relation of each example, its probability and the nearest memory entries."""
         if not examples:
             return []
-        vectors, p_model = self.encode(examples, batch_size, show_progress)
-        searches = self.search(vectors)
-        p = self.distributions(p_model, searches)
+        p, searches = self.method_distributions(examples, batch_size, show_progress)
         p = p.get("knn_re", p["vanilla"])
         results = []
         for i, row in enumerate(p):
@@ -351,8 +356,7 @@ class RelationExtractor:
         from knnie.evaluation.relations import relation_report
 
         gold = [self.config.labels[i] for i in self.label_ids(examples)]
-        vectors, p_model = self.encode(examples, batch_size, show_progress)
-        p = self.distributions(p_model, self.search(vectors))
+        p, _ = self.method_distributions(examples, batch_size, show_progress)
         return {method: relation_report(gold, [self.config.labels[i] for i in probs.argmax(-1)],
                                         self.config.negative_label)
                 for method, probs in p.items()}

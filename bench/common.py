@@ -1,0 +1,65 @@
+"""What every benchmark shares: the machine, result rows, and the JSON + Markdown writer.
+
+Every results file has "command", "data", "encoder", "seeds", "machine", "reduced" and
+"rows" of {"dataset", "setting", "method", "metric", "mean", "std", "n"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path("bench/results")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    import torch
+
+    gpu = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({model}), {gpu}; {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"
+
+
+def command() -> str:
+    return shlex.join(sys.orig_argv)
+
+
+def row(dataset: str, setting: str, method: str, metric: str, values: list[float], **extra: Any) -> dict[str, Any]:
+    """One result row: mean and population std over `values` (one per seed or repeat)."""
+    return {"dataset": dataset, "setting": setting, "method": method, "metric": metric,
+            "mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values), **extra}
+
+
+def rows_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| dataset | setting | method | metric | mean | std | n | published |",
+             "|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        lines.append(f"| {x['dataset']} | {x['setting']} | {x['method']} | {x['metric']} | {x['mean']:.4g} | "
+                     f"{x['std']:.3g} | {x['n']} | {x.get('published', '')} |")
+    return lines
+
+
+def write_results(name: str, report: dict[str, Any], out_dir: Path = RESULTS, extra_md: list[str] = ()) -> None:
+    """bench/results/<name>.json and a short <name>.md: the setup, then the rows."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    setup = [(k, report[k]) for k in ("command", "data", "encoder", "seeds", "machine", "reduced") if k in report]
+    lines = [f"# {name}", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)} |" for k, v in setup]
+    lines += ["", *rows_table(report["rows"]), "", *extra_md]
+    (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log(f"wrote {out_dir / name}.json and .md")
