@@ -4,7 +4,9 @@ Distances are squared L2 (what FAISS returns). Two kernels:
 
 * ``plain``: w_i = exp(-d_i / T)
 * ``rbf``:   w_i = exp(-(d_i / (2 * var_q)) / T), var_q the variance of the query's k
-  distances (the kNN-RE anchor code's variant), which makes T independent of the scale.
+  distances (the kNN-RE anchor code's variant): queries whose neighbours lie at similar
+  distances get sharper weights. It does not remove the distance scale (d / var scales as
+  1 / scale), so T is still tuned on dev for each kernel.
 
 p_kNN(y) = sum_i 1[y = r_i] w_i / sum_i w_i, computed as a softmax so it never underflows.
 """

@@ -29,7 +29,7 @@ from knnie.progress import track
 
 CONFIG_FILE = "knnie_config.json"
 NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
-# used for an attached memory that was never tuned: the RBF kernel is scale-free
+# a weak default for an attached memory that was never tuned; `tune` replaces it
 UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")
 
 

@@ -1,0 +1,48 @@
+"""Shared fixtures: the shipped FewRel sample and ONE relation extractor trained on it.
+
+Training takes about a minute and a half on 2 CPU cores, so the model is session-scoped:
+every test that needs a trained model shares it (and must not change its weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "fewrel8"
+
+
+@dataclass
+class Sample:
+    train: list[RelationExample]
+    dev: list[RelationExample]
+    test: list[RelationExample]
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({ex.label for ex in self.train + self.dev})
+
+
+@dataclass
+class Trained:
+    """The trained extractor with the 'train' memory attached and tuned on dev."""
+
+    extractor: RelationExtractor
+    tune_report: dict
+
+
+@pytest.fixture(scope="session")
+def sample() -> Sample:
+    return Sample(*(read_relations(SAMPLE / f"{split}.jsonl") for split in ("train", "dev", "test")))
+
+
+@pytest.fixture(scope="session")
+def trained(sample: Sample) -> Trained:
+    extractor = RelationExtractor.new(sample.labels)
+    train(extractor, sample.train, sample.dev, TrainConfig(epochs=2, lr=1e-4))
+    extractor.attach_memory("train", extractor.build_memory(sample.train))
+    return Trained(extractor, extractor.tune(sample.dev))
