@@ -1,0 +1,52 @@
+"""Each benchmark script runs end to end on a tiny slice (smoke only: no figures asserted).
+
+The benchmarks read ../shared/data; where it is absent these tests are skipped."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.skipif(not (ROOT.parent / "shared" / "data").is_dir(), reason="../shared/data absent")
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+@pytest.fixture(autouse=True)
+def in_repo_root(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # the scripts read ../shared/data relative to the repository root
+
+
+def check_results(path: Path) -> None:
+    report = json.loads(path.read_text())
+    assert {"command", "machine", "encoder", "seeds", "rows"} <= set(report)
+    assert report["rows"] and all({"dataset", "setting", "method", "metric", "mean", "std", "n"} <= set(r)
+                                  for r in report["rows"])
+    assert path.with_suffix(".md").is_file()
+
+
+def test_tuning_speed(tmp_path: Path) -> None:
+    import tuning_speed
+
+    report = tuning_speed.main(["--limit-train", "40", "--limit-dev", "20", "--train-subset", "40", "--repeats", "1",
+                                "--out-dir", str(tmp_path)])
+    assert report["same_best"] and report["scores_equal"]  # exactness, not a figure
+    check_results(tmp_path / "tuning_speed.json")
+
+
+def test_knn_re(tmp_path: Path) -> None:
+    import knn_re
+
+    knn_re.main(["--dataset", "semeval", "--limit", "40", "--seeds", "0", "--epochs", "1", "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "knn_re_semeval.json")
+
+
+def test_knn_re_ds(tmp_path: Path) -> None:
+    import knn_re_ds
+
+    knn_re_ds.main(["--setting", "fewrel-pubmed", "--limit", "30", "--seeds", "0", "--epochs", "1",
+                    "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "knn_re_ds_fewrel-pubmed.json")
