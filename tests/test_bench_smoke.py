@@ -50,3 +50,10 @@ def test_knn_re_ds(tmp_path: Path) -> None:
     knn_re_ds.main(["--setting", "fewrel-pubmed", "--limit", "30", "--seeds", "0", "--epochs", "1",
                     "--out-dir", str(tmp_path)])
     check_results(tmp_path / "knn_re_ds_fewrel-pubmed.json")
+
+
+def test_memory_scale(tmp_path: Path) -> None:
+    import memory_scale
+
+    memory_scale.main(["--sizes", "1000", "--limit", "100", "--batches", "2", "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "memory_scale.json")

@@ -93,6 +93,15 @@ class Memory:
         self._tune(index)
         return index
 
+    def set_search(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Trade recall for speed on approximate indexes: IVF lists probed, HNSW beam width."""
+        if nprobe is not None:
+            self.config.nprobe = nprobe
+        if ef_search is not None:
+            self.config.ef_search = ef_search
+        if self._index is not None:
+            self._tune(self._index)
+
     def _tune(self, index) -> None:
         import faiss
 
