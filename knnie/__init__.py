@@ -4,16 +4,31 @@
     extractor = RelationExtractor.from_pretrained("model_dir")
     for p in extractor.predict(read_relations("sentences.jsonl"), neighbours=3):
         print(p.label, p.probability, [n.label for n in p.neighbours])
+
+    from knnie import EntityRecognizer
+    ner = EntityRecognizer.from_pretrained("ner_model_dir")
+    for e in ner.predict(["Ada Lovelace was born in London."], neighbours=3)[0].entities:
+        print(e.type, e.text, e.char_start, e.char_end, e.score)
 """
 
-from knnie.data import NO_RELATION, RelationExample, Span, example_from_text, read_relations
+from knnie.data import (
+    NO_RELATION,
+    RelationExample,
+    Span,
+    TaggedSentence,
+    example_from_text,
+    read_relations,
+    read_sentences,
+    read_tagged,
+)
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.memory import KnnParams, Memory
+from knnie.tasks.ner import EntityRecognizer, NERPrediction, train_ner
 from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, train
 
 __all__ = [
-    "NO_RELATION", "DataError", "IncompatibleArtefactError", "KnnParams", "KnnieError", "Memory",
-    "RelationExample", "RelationExtractor", "RelationPrediction", "Span", "TrainConfig",
-    "example_from_text", "read_relations", "train",
+    "NO_RELATION", "DataError", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError", "Memory",
+    "NERPrediction", "RelationExample", "RelationExtractor", "RelationPrediction", "Span", "TaggedSentence",
+    "TrainConfig", "example_from_text", "read_relations", "read_sentences", "read_tagged", "train", "train_ner",
 ]
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from knnie.cli import ds, evaluate, memory, predict, train, tune
+from knnie.cli import ds, evaluate, memory, ner, predict, train, tune
 
 app = typer.Typer(
     help="knnie: relation extraction that consults a memory of labelled examples (kNN-RE).",
@@ -16,6 +16,7 @@ app.command("tune")(tune.tune_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
 app.add_typer(ds.app, name="ds")
+app.add_typer(ner.app, name="ner")
 
 if __name__ == "__main__":
     app()

@@ -1,6 +1,10 @@
 """Data model and readers."""
 
 from knnie.data.readers import NO_RELATION, example_from_text, read_relations
-from knnie.data.schema import RelationExample, Span
+from knnie.data.schema import RelationExample, Span, TaggedSentence
+from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
 
-__all__ = ["NO_RELATION", "RelationExample", "Span", "example_from_text", "read_relations"]
+__all__ = [
+    "NO_RELATION", "RelationExample", "Span", "TaggedSentence", "example_from_text", "read_relations",
+    "read_sentences", "read_tagged", "sentence_from_text",
+]

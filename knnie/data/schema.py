@@ -61,3 +61,29 @@ class RelationExample:
             tokens=list(d["tokens"]), head=Span(**d["head"]), tail=Span(**d["tail"]),
             label=d.get("label"), text=d.get("text"),
         )
+
+
+@dataclass
+class TaggedSentence:
+    """A tokenised sentence with one BIO tag per token (None for unlabelled input).
+
+    `text` and `char_offsets` are kept when the input came as raw text, so that entity
+    spans can be given in characters too. `source` is the file and `lines` the 1-based
+    line of each token there (column files have one token a line; a JSONL record gives
+    all its tokens the record's line), so errors can point at the exact line.
+    """
+
+    tokens: list[str]
+    tags: list[str] | None = None
+    text: str | None = None
+    char_offsets: list[tuple[int, int]] | None = None
+    source: str | None = None
+    lines: list[int] | None = None
+
+    @property
+    def sentence(self) -> str:
+        return self.text if self.text is not None else " ".join(self.tokens)
+
+    def line(self, i: int = 0) -> int | None:
+        """The line of token i in `source` (None when unknown)."""
+        return self.lines[min(i, len(self.lines) - 1)] if self.lines else None

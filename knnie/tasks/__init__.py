@@ -1,1 +1,1 @@
-"""The tasks: relation extraction (re); more to come."""
+"""The tasks: relation extraction (re) and named-entity recognition (ner), sharing one training loop."""

@@ -1,0 +1,222 @@
+"""Benchmark: kNN-NER (Wang et al. 2022) against the plain token classifier.
+
+What it measures (entity micro-F1, seqeval's definition, on test; k, T, λ, kernel tuned on dev)
+    * CoNLL-2003 with the default encoder (uncased MiniLM-L6, 22.7M parameters — about 5×
+      smaller than the paper's BERT-base): vanilla vs kNN-NER, F1 per entity type, F1 on
+      test entities whose surface form never occurs in the training data used;
+    * data efficiency: kNN-NER trained on 60 % of that training data with a memory of the
+      same 60 %, against vanilla on 100 %;
+    * Weibo (train/dev/test.txt) with the char-BiLSTM encoder trained from scratch;
+    * prediction speed: words/second of vanilla (encode + argmax) and of kNN-NER (encode +
+      memory search + interpolation) on the CoNLL test set, and their ratio.
+    The paper's BERT-base figures are listed beside ours as rows with method "... (paper)".
+
+Run (from the repository root; datasets are read in place, never copied)
+    .venv/bin/python bench/ner.py                                   # the reduced configuration
+    .venv/bin/python bench/ner.py --conll-fraction 1 --epochs 3 --weibo-epochs 30 --seeds 1 2 3
+    .venv/bin/python bench/ner.py --conll-fraction 0.01 --dev-limit 50 --test-limit 50 \\
+        --weibo-epochs 1 --out-dir /tmp/bench                      # smoke test
+
+Writes ``ner.json`` and ``ner.md`` to ``--out-dir`` (bench/results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from knnie import EntityRecognizer, TaggedSentence, TrainConfig, read_tagged, train_ner
+from knnie.encoders.loading import DEFAULT_ENCODER
+from knnie.evaluation.entities import bio_spans, entity_report, span_scores
+from knnie.tasks.ner import tag_set
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+PAPER = {  # Wang et al. 2022, Table 2 (BERT-base): vanilla → kNN-NER
+    "CoNLL-2003": (91.32, 91.54),
+    "Weibo": (67.33, 68.96),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def row(dataset: str, setting: str, method: str, metric: str, values: list[float] | None,
+        paper: float | None = None) -> dict[str, Any]:
+    if values is None:
+        return {"dataset": dataset, "setting": setting, "method": method, "metric": metric, "mean": paper,
+                "std": None, "n": None}
+    return {"dataset": dataset, "setting": setting, "method": method, "metric": metric,
+            "mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4), "n": len(values)}
+
+
+def subset(sentences: list[TaggedSentence], fraction: float | None = None, limit: int | None = None,
+           seed: int = 13) -> list[TaggedSentence]:
+    """A seeded random subset (kept in file order)."""
+    n = len(sentences)
+    size = min(n, limit if limit else round(n * fraction) if fraction is not None else n)
+    keep = sorted(random.Random(seed).sample(range(n), size))
+    return [sentences[i] for i in keep]
+
+
+def surfaces(sentences: list[TaggedSentence]) -> set[str]:
+    return {" ".join(s.tokens[a:b]) for s in sentences for a, b, _ in bio_spans(s.tags)}
+
+
+def unseen_f1(train: list[TaggedSentence], test: list[TaggedSentence], pred: list[list[str]]) -> float:
+    """Entity F1 restricted to entities (gold or predicted) whose surface form is not in train."""
+    seen = surfaces(train)
+    keep = lambda s, spans: {e for e in spans if " ".join(s.tokens[e[0] : e[1]]) not in seen}  # noqa: E731
+    gold = [keep(s, bio_spans(s.tags)) for s in test]
+    predicted = [keep(s, bio_spans(p)) for s, p in zip(test, pred)]
+    return span_scores(gold, predicted)["f1"]
+
+
+def run(encoder: str, train: list[TaggedSentence], dev: list[TaggedSentence], test: list[TaggedSentence],
+        config: TrainConfig, fp16: bool) -> dict[str, Any]:
+    """Train, build the memory of `train`, tune on dev, score test; time prediction."""
+    t0 = time.time()
+    recognizer = EntityRecognizer.new(tag_set(train + dev), encoder, train)
+    history = train_ner(recognizer, train, dev, config)
+    log(f"  trained in {time.time() - t0:.0f}s: {history}")
+    t = time.time()
+    recognizer.attach_memory("train", recognizer.build_memory(train, fp16=fp16))
+    log(f"  memory of {len(recognizer.memories['train'])} words in {time.time() - t:.0f}s")
+    t = time.time()
+    tuned = recognizer.tune(dev)
+    log(f"  tuned in {time.time() - t:.0f}s: {tuned}")
+    t = time.time()
+    vectors, p_model = recognizer.encode(test)
+    t_encode = time.time() - t
+    vanilla_tags = p_model.argmax(-1)
+    t = time.time()
+    p = recognizer.distributions(p_model, recognizer.search(vectors))
+    knn_tags = p["knn_ner"].argmax(-1)
+    t_knn = time.time() - t
+    cuts = np.cumsum([len(s.tokens) for s in test[:-1]])
+    tags = {m: [[recognizer.config.tags[i] for i in part] for part in np.split(ids, cuts)]
+            for m, ids in (("vanilla", vanilla_tags), ("knn_ner", knn_tags))}
+    gold = [s.tags for s in test]
+    n_words = len(vanilla_tags)
+    return {
+        "history": history, "tuned": tuned,
+        "report": {m: entity_report(gold, pred) for m, pred in tags.items()},
+        "unseen": {m: unseen_f1(train, test, pred) for m, pred in tags.items()},
+        "speed": {"words": n_words, "vanilla_wps": n_words / t_encode, "knn_ner_wps": n_words / (t_encode + t_knn)},
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
+            f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f} at start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42])
+    ap.add_argument("--epochs", type=int, default=1, help="CoNLL epochs (MiniLM)")
+    ap.add_argument("--conll-fraction", type=float, default=0.25, help="seeded share of CoNLL train used as 100%%")
+    ap.add_argument("--dev-limit", type=int, default=1000, help="CoNLL dev sentences for best epoch and tuning")
+    ap.add_argument("--test-limit", type=int, default=None, help="CoNLL test sentences (default: all)")
+    ap.add_argument("--weibo-epochs", type=int, default=15)
+    ap.add_argument("--lr", type=float, default=1e-4, help="MiniLM learning rate")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on shared cores)")
+    ap.add_argument("--fp16", action="store_true", help="fp16 memory keys")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["conll", "conll60", "weibo"])
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    rows: list[dict[str, Any]] = []
+    runs: dict[str, list[dict]] = {}
+    conll = args.data / "conll2003"
+    weibo = args.data / "weibo"
+    c_train = subset(read_tagged(conll / "train.txt"), args.conll_fraction)
+    c_dev = subset(read_tagged(conll / "dev.txt"), limit=args.dev_limit)
+    c_test = subset(read_tagged(conll / "test.txt"), limit=args.test_limit)
+    w_train, w_dev, w_test = (read_tagged(weibo / f"{s}.txt") for s in ("train", "dev", "test"))
+    settings = {
+        "conll": ("CoNLL-2003", "100% train", DEFAULT_ENCODER, c_train, c_dev, c_test, args.epochs, args.lr),
+        "conll60": ("CoNLL-2003", "60% train, memory of the same 60%", DEFAULT_ENCODER,
+                    subset(c_train, 0.6, seed=7), c_dev, c_test, args.epochs, args.lr),
+        "weibo": ("Weibo", "100% train", "char-bilstm", w_train, w_dev, w_test, args.weibo_epochs, 2e-3),
+    }
+    for key, (dataset, setting, encoder, train, dev, test, epochs, lr) in settings.items():
+        if key in args.skip:
+            continue
+        for seed in args.seeds:
+            log(f"{dataset} / {setting} / {encoder} / seed {seed}: {len(train)} train sentences")
+            config = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr, seed=seed)
+            runs.setdefault(key, []).append(run(encoder, train, dev, test, config, args.fp16))
+        results = runs[key]
+        for method, name in (("vanilla", "vanilla"), ("knn_ner", "kNN-NER")):
+            rows.append(row(dataset, setting, name, "entity micro-F1 (test)",
+                            [100 * r["report"][method]["f1"] for r in results]))
+            if key == "conll60":
+                continue
+            for typ in results[0]["report"]["vanilla"]["per_type"]:
+                rows.append(row(dataset, setting, name, f"F1 {typ}",
+                                [100 * r["report"][method]["per_type"].get(typ, {"f1": 0.0})["f1"] for r in results]))
+            rows.append(row(dataset, setting, name, "F1 on entities unseen in train",
+                            [100 * r["unseen"][method] for r in results]))
+        if key == "conll":
+            for metric, vals in (("words/second", "vanilla_wps"), ("words/second", "knn_ner_wps")):
+                name = "vanilla" if vals == "vanilla_wps" else "kNN-NER"
+                rows.append(row(dataset, setting, name, metric, [r["speed"][vals] for r in results]))
+            rows.append(row(dataset, setting, "kNN-NER / vanilla", "speed ratio",
+                            [r["speed"]["knn_ner_wps"] / r["speed"]["vanilla_wps"] for r in results]))
+        if key != "conll60":
+            for name, value in zip(("vanilla (paper, BERT-base)", "kNN-NER (paper, BERT-base)"), PAPER[dataset]):
+                rows.append(row(dataset, "100% train (paper)", name, "entity micro-F1 (test)", None, value))
+    reduced = [
+        f"CoNLL-2003: seeded {args.conll_fraction:.0%} of train ({len(c_train)} of 14,041 sentences) is '100%', "
+        f"'60%' is 60% of that; {args.epochs} epoch(s) of MiniLM (lr {args.lr}); dev cut to {len(c_dev)} sentences "
+        f"(best epoch, tuning); test {len(c_test)} sentences",
+        f"Weibo: char-BiLSTM (128-d embeddings, 2×128 LSTM) {args.weibo_epochs} epochs",
+        f"{len(args.seeds)} seed(s); torch with {args.threads} thread(s) on a shared machine",
+    ]
+    report = {
+        "command": " ".join(shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+        "data": {"CoNLL-2003": str(conll), "Weibo": str(weibo / "{train,dev,test}.txt")},
+        "encoder": {"CoNLL-2003": DEFAULT_ENCODER, "Weibo": "char-bilstm (trained from scratch)"},
+        "seeds": args.seeds, "machine": machine(), "reduced": reduced, "rows": rows,
+        "runs": {k: [{"history": r["history"], "tuned": r["tuned"], "speed": r["speed"]} for r in v]
+                 for k, v in runs.items()},
+        "wall_seconds": round(time.time() - started),
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "ner.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md = ["# kNN-NER benchmark", "", f"`{report['command']}`", "", f"- machine: {report['machine']}",
+          f"- seeds: {args.seeds}", *(f"- reduced: {r}" for r in reduced), f"- wall time: {report['wall_seconds']} s",
+          "", "| dataset | setting | method | metric | mean | std | n |", "|---|---|---|---|---|---|---|"]
+    md += [f"| {r['dataset']} | {r['setting']} | {r['method']} | {r['metric']} | "
+           f"{'' if r['mean'] is None else r['mean']} | {'' if r['std'] is None else r['std']} | "
+           f"{'' if r['n'] is None else r['n']} |" for r in rows]
+    (args.out_dir / "ner.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    log(f"done in {report['wall_seconds']} s; wrote {args.out_dir / 'ner.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Readers for tagged (NER) data; each yields canonical `TaggedSentence`s with BIO tags.
+
+* CoNLL-style column files: one token a line, the token in the first column and its tag
+  in the last, columns split on spaces or tabs, a blank line between sentences,
+  ``-DOCSTART-`` lines skipped. Every token line must have as many columns as the first.
+* JSONL: ``{"tokens": [...], "tags": [...]}`` one sentence a line.
+
+BIOES input (S-X, E-X) is read as BIO (B-X, I-X): the entity spans are the same, and the
+model, the memory and the scorer then share one tag scheme.
+
+Unlabelled input for prediction (`read_sentences`): a ``.jsonl`` file of ``{"text"}`` or
+``{"tokens"}`` records, or plain text with one sentence per non-blank line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from knnie.data.readers import tokenize_with_offsets
+from knnie.data.schema import TaggedSentence
+from knnie.errors import DataError
+
+_TAG = re.compile(r"^(O|[BIES]-.+)$")
+_TO_BIO = {"B": "B", "I": "I", "S": "B", "E": "I"}
+
+
+def bio_tag(tag: str, path: str | Path | None, line: int | None) -> str:
+    """The BIO form of a BIO/BIOES tag; anything else is an error naming file and line."""
+    if not _TAG.match(tag):
+        raise DataError(f"tag '{tag}' is neither O nor B-/I-/E-/S- followed by a type", path=path, line=line,
+                        field="tag")
+    return tag if tag == "O" else f"{_TO_BIO[tag[0]]}-{tag[2:]}"
+
+
+def read_tagged(path: str | Path) -> list[TaggedSentence]:
+    """Every tagged sentence of a column file or a {tokens, tags} JSONL file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        raise DataError("file is empty", path=path)
+    sentences = _read_jsonl(path, text) if text.lstrip().startswith("{") else _read_columns(path, text)
+    if not sentences:
+        raise DataError("no sentences found", path=path)
+    return sentences
+
+
+def _read_columns(path: Path, text: str) -> list[TaggedSentence]:
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    width = None
+
+    def flush() -> None:
+        if tokens:
+            sentences.append(TaggedSentence(tokens.copy(), tags.copy(), source=str(path), lines=lines.copy()))
+            tokens.clear(), tags.clear(), lines.clear()
+
+    for lineno, line in enumerate(text.splitlines(), 1):
+        cols = line.split()
+        if not cols:
+            flush()
+            continue
+        if cols[0] == "-DOCSTART-":
+            flush()
+            continue
+        if width is None:
+            if len(cols) < 2:
+                raise DataError("a token line needs at least two columns (token ... tag)", path=path, line=lineno)
+            width = len(cols)
+        if len(cols) != width:
+            raise DataError(f"expected {width} columns (as on the first token line), found {len(cols)}",
+                            path=path, line=lineno)
+        tokens.append(cols[0])
+        tags.append(bio_tag(cols[-1], path, lineno))
+        lines.append(lineno)
+    flush()
+    return sentences
+
+
+def _read_jsonl(path: Path, text: str) -> list[TaggedSentence]:
+    sentences = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        rec = _json_object(line, path, lineno)
+        tokens, tags = rec.get("tokens"), rec.get("tags")
+        for name, value in (("tokens", tokens), ("tags", tags)):
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise DataError("needs a list of strings", path=path, line=lineno, field=name)
+        if not tokens:
+            raise DataError("empty sentence", path=path, line=lineno, field="tokens")
+        if len(tags) != len(tokens):
+            raise DataError(f"{len(tags)} tags for {len(tokens)} tokens", path=path, line=lineno, field="tags")
+        sentences.append(TaggedSentence(list(tokens), [bio_tag(t, path, lineno) for t in tags], source=str(path),
+                                        lines=[lineno] * len(tokens)))
+    return sentences
+
+
+def sentence_from_text(text: str, chars: bool = False, source: str | None = None,
+                       line: int | None = None) -> TaggedSentence:
+    """Tokenise raw text into words and punctuation (or into characters, for models trained
+    on character-tokenised languages), keeping character offsets."""
+    if chars:
+        offsets = [(i, i + 1) for i, c in enumerate(text) if not c.isspace()]
+        tokens = [text[a:b] for a, b in offsets]
+    else:
+        tokens, offsets = tokenize_with_offsets(text)
+    if not tokens:
+        raise DataError("empty sentence", path=source, line=line, field="text")
+    return TaggedSentence(tokens, None, text, offsets, source, [line] * len(tokens) if line else None)
+
+
+def read_sentences(path: str | Path, chars: bool = False) -> list[TaggedSentence]:
+    """Unlabelled sentences: JSONL of {"text"} or {"tokens"}, or one sentence per non-blank line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    out = []
+    jsonl = path.suffix == ".jsonl"
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        if not jsonl:
+            out.append(sentence_from_text(line, chars, str(path), lineno))
+            continue
+        rec = _json_object(line, path, lineno)
+        if isinstance(rec.get("text"), str):
+            out.append(sentence_from_text(rec["text"], chars, str(path), lineno))
+        elif isinstance(rec.get("tokens"), list) and all(isinstance(t, str) for t in rec["tokens"]):
+            if not rec["tokens"]:
+                raise DataError("empty sentence", path=path, line=lineno, field="tokens")
+            out.append(TaggedSentence(list(rec["tokens"]), None, source=str(path), lines=[lineno] * len(rec["tokens"])))
+        else:
+            raise DataError("needs 'text' (a string) or 'tokens' (a list of strings)", path=path, line=lineno)
+    if not out:
+        raise DataError("no sentences found", path=path)
+    return out
+
+
+def _json_object(line: str, path: Path, lineno: int) -> dict:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"malformed JSON ({e.msg}, column {e.colno})", path=path, line=lineno) from e
+    if not isinstance(rec, dict):
+        raise DataError("record is not a JSON object", path=path, line=lineno)
+    return rec

@@ -1,0 +1,448 @@
+"""The token classifier and `EntityRecognizer`, knnie's front class for NER (kNN-NER).
+
+Each word is represented by the encoder's last hidden state at its first sub-token; a
+linear layer gives p_model(tag). An attached memory holds one key per training word (that
+representation) with its gold tag as value: p_kNN(tag) ∝ Σ_i 1[tag = v_i]·exp(−d_i/T) over
+the k nearest keys, and p = λ·p_kNN + (1 − λ)·p_model. Tags are the argmax of p, read as
+entities by the conlleval repair rule (see `knnie.evaluation.entities`) — in tuning,
+evaluation and prediction alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from knnie.data.schema import TaggedSentence
+from knnie.data.tagged import sentence_from_text
+from knnie.encoders.loading import DEFAULT_ENCODER, fingerprint
+from knnie.encoders.words import CHAR_BILSTM, CharBiLSTMEncoder, HFWordEncoder, WordEncoder, load_word_encoder
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
+from knnie.io import atomic_dir, read_json, write_json
+from knnie.memory.knn import interpolate, knn_probs
+from knnie.memory.memory import Memory
+from knnie.memory.tuner import KnnParams
+from knnie.progress import track
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "knnie_config.json"
+UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")  # an attached memory never tuned
+
+
+@dataclass
+class NERConfig:
+    """Everything needed to rebuild an entity recognizer, saved as knnie_config.json."""
+
+    tags: list[str]
+    encoder: str = DEFAULT_ENCODER  # what it was trained from: a name, a path or "char-bilstm"
+    encoder_kind: str = "hf"  # "hf" or "char-bilstm"
+    char_tokens: bool = False  # raw text is split into characters (the training tokens were)
+    max_length: int = 256
+    dropout: float = 0.1
+    knn: dict[str, dict] = field(default_factory=dict)  # memory name -> tuned KnnParams
+    knn_only: dict[str, dict] = field(default_factory=dict)  # memory name -> best params at λ = 1
+    fingerprint: str = ""
+    task: str = "ner"
+
+
+def tag_set(sentences: list[TaggedSentence]) -> list[str]:
+    """O, then B-X and I-X for every entity type X in the data."""
+    types = sorted({t[2:] for s in sentences for t in s.tags or () if t != "O"})
+    return ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
+
+
+class TaggerModel(nn.Module):
+    """Word encoder + linear layer over each word's first sub-token."""
+
+    def __init__(self, encoder: WordEncoder, n_tags: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.hidden_size, n_tags)
+
+    def forward(self, input_ids, attention_mask, word_pos) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word vectors (B, W, H) and tag logits (B, W, C); W is the longest window's word count."""
+        hidden = self.encoder(input_ids, attention_mask)
+        x = hidden[torch.arange(hidden.size(0), device=hidden.device)[:, None], word_pos]
+        return x, self.classifier(self.dropout(x))
+
+
+@dataclass
+class Window:
+    """Sub-token ids of a run of consecutive words of one sentence that fits the encoder."""
+
+    sentence: int
+    first_word: int
+    input_ids: list[int]
+    word_pos: list[int]  # position of each word's first sub-token
+
+
+@dataclass
+class Neighbour:
+    """A training word consulted for a decision."""
+
+    memory: str
+    tag: str
+    distance: float
+    record: dict[str, Any]  # {"text": its sentence, "word": its index, "tag"}
+
+
+@dataclass
+class Entity:
+    text: str
+    type: str
+    start: int  # tokens, end exclusive
+    end: int
+    char_start: int
+    char_end: int
+    score: float  # mean probability of the chosen tags over the entity's words
+    neighbours: list[Neighbour]  # behind the decision on its first word
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NERPrediction:
+    text: str
+    tokens: list[str]
+    tags: list[str]
+    entities: list[Entity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EntityRecognizer:
+    """Find entities in text, consulting a memory of training words (kNN-NER).
+
+    >>> ner = EntityRecognizer.from_pretrained("model_dir")
+    >>> ner.predict(["Ada Lovelace was born in London."], neighbours=3)[0].entities
+    """
+
+    def __init__(self, model: TaggerModel, config: NERConfig) -> None:
+        self.model, self.config = model, config
+        self.table = TagTable(config.tags)
+        self.memories: dict[str, Memory] = {}
+        self._fingerprint: str | None = None
+
+    @property
+    def encoder(self) -> WordEncoder:
+        return self.model.encoder
+
+    # -- construction and persistence ------------------------------------------------------
+    @classmethod
+    def new(cls, tags: list[str], encoder: str = DEFAULT_ENCODER, train: list[TaggedSentence] = (),
+            max_length: int = 256, dropout: float = 0.1) -> EntityRecognizer:
+        """An untrained recognizer. `encoder` is a Hugging Face name/path or "char-bilstm",
+        whose character vocabulary is built from `train`."""
+        char_tokens = bool(train) and all(len(t) == 1 for s in train for t in s.tokens)
+        if encoder == CHAR_BILSTM:
+            if not train:
+                raise KnnieError("the char-bilstm encoder builds its vocabulary from training sentences; give some")
+            word_encoder: WordEncoder = CharBiLSTMEncoder.from_sentences([s.tokens for s in train])
+        else:
+            word_encoder = HFWordEncoder.load(encoder, max_length)
+        config = NERConfig(tags=list(tags), encoder=str(encoder), encoder_kind=word_encoder.kind,
+                           char_tokens=char_tokens, max_length=word_encoder.max_length, dropout=dropout)
+        return cls(TaggerModel(word_encoder, len(tags), dropout), config)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, memories: bool = True) -> EntityRecognizer:
+        """Load a model directory written by `save_pretrained`, with its memories."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        raw = read_json(path / CONFIG_FILE, "knnie model config")
+        if raw.get("task") != "ner":
+            raise DataError(f"task is '{raw.get('task')}', not 'ner': not an entity recognizer",
+                            path=path / CONFIG_FILE, field="task")
+        try:
+            config = NERConfig(**raw)
+        except TypeError as e:
+            raise DataError(f"not a knnie NER model config ({e})", path=path / CONFIG_FILE) from e
+        model = TaggerModel(load_word_encoder(config.encoder_kind, path / "encoder", config.max_length),
+                            len(config.tags), config.dropout)
+        head = path / "head.safetensors"
+        if not head.is_file():
+            raise DataError("classifier weights missing", path=head)
+        try:
+            model.classifier.load_state_dict(load_file(str(head)))
+        except RuntimeError as e:
+            raise IncompatibleArtefactError(f"{head}: classifier does not fit {len(config.tags)} tags ({e})") from e
+        recognizer = cls(model, config)
+        if config.fingerprint and recognizer.fingerprint != config.fingerprint:
+            raise IncompatibleArtefactError(
+                f"{path}: the weights' fingerprint {recognizer.fingerprint} differs from the one in {CONFIG_FILE} "
+                f"({config.fingerprint}); the directory mixes files of different models")
+        if memories and (path / "memories").is_dir():
+            for mem_dir in sorted((path / "memories").iterdir()):
+                if mem_dir.is_dir() and not mem_dir.name.startswith("."):
+                    recognizer.attach_memory(mem_dir.name, Memory.load(mem_dir))
+        return recognizer
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write encoder, classifier, config and memories, atomically."""
+        from safetensors.torch import save_file
+
+        self.config.fingerprint = self.fingerprint
+        with atomic_dir(path) as tmp:
+            self.encoder.save(tmp / "encoder")
+            save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
+                      str(tmp / "head.safetensors"))
+            write_json(tmp / CONFIG_FILE, asdict(self.config))
+            for name, memory in self.memories.items():
+                memory.save(tmp / "memories" / name)
+
+    def save_config(self, path: str | Path) -> None:
+        """Rewrite only knnie_config.json (after tuning), atomically."""
+        write_json(Path(path) / CONFIG_FILE, asdict(self.config))
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.model)
+        return self._fingerprint
+
+    def weights_changed(self) -> None:
+        """Call after training: the fingerprint must be recomputed."""
+        self._fingerprint = None
+
+    # -- encoding --------------------------------------------------------------------------
+    def tag_ids(self, sentences: list[TaggedSentence]) -> np.ndarray:
+        """Gold tag ids of all words, concatenated; an unknown tag names its file and line."""
+        index = {t: i for i, t in enumerate(self.config.tags)}
+        ids = []
+        for s in sentences:
+            if s.tags is None:
+                raise DataError("sentence has no tags", path=s.source, line=s.line(), field="tags")
+            for i, tag in enumerate(s.tags):
+                if tag not in index:
+                    raise DataError(f"tag '{tag}' is not one of the model's tags {self.config.tags}",
+                                    path=s.source, line=s.line(i), field="tag")
+                ids.append(index[tag])
+        return np.array(ids, dtype=np.int64)
+
+    def windows(self, sentences: list[TaggedSentence]) -> list[Window]:
+        """Each sentence as one window of sub-tokens, or several (with a warning) when it is
+        longer than the encoder's limit; no word is ever dropped."""
+        enc = self.encoder
+        budget = enc.max_length - len(enc.prefix) - len(enc.suffix)
+        out = []
+        for si, s in enumerate(sentences):
+            if not s.tokens:
+                raise DataError("empty sentence", path=s.source, line=s.line(), field="tokens")
+            first, ids, pos, count = 0, [], [], 0
+            for wi, pieces in enumerate(enc.pieces(s.tokens)):
+                pieces = pieces[:budget]  # a word longer than the limit keeps its first pieces
+                if len(ids) + len(pieces) > budget:
+                    out.append(Window(si, first, enc.prefix + ids + enc.suffix, pos))
+                    first, ids, pos, count = wi, [], [], count + 1
+                pos.append(len(enc.prefix) + len(ids))
+                ids += pieces
+            out.append(Window(si, first, enc.prefix + ids + enc.suffix, pos))
+            if count:
+                where = ":".join(str(p) for p in (s.source, s.line()) if p is not None) or f"sentence {si}"
+                log.warning("%s: %d words exceed the encoder's %d sub-tokens; split into %d windows",
+                            where, len(s.tokens), enc.max_length, count + 1)
+        return out
+
+    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Dynamically padded batches: (window indices, tensors). Sorted by length for
+        inference, shuffled for training."""
+        order = list(range(len(windows)))
+        if shuffle:
+            random.Random(seed).shuffle(order)
+        else:
+            order.sort(key=lambda i: len(windows[i].input_ids))
+        out = []
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            width = max(len(windows[i].input_ids) for i in idx)
+            n_words = max(len(windows[i].word_pos) for i in idx)
+            ids = torch.full((len(idx), width), self.encoder.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            pos = torch.zeros((len(idx), n_words), dtype=torch.long)
+            for r, i in enumerate(idx):
+                w = windows[i]
+                ids[r, : len(w.input_ids)] = torch.tensor(w.input_ids)
+                mask[r, : len(w.input_ids)] = 1
+                pos[r, : len(w.word_pos)] = torch.tensor(w.word_pos)
+            out.append((idx, {"input_ids": ids, "attention_mask": mask, "word_pos": pos}))
+        return out
+
+    @torch.no_grad()
+    def encode(self, sentences: list[TaggedSentence], batch_size: int = 64,
+               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Word vectors (n_words, H) and p_model (n_words, C), words of all sentences concatenated."""
+        self.model.eval()
+        starts = np.cumsum([0] + [len(s.tokens) for s in sentences])
+        vectors = np.zeros((starts[-1], self.encoder.hidden_size), dtype=np.float32)
+        probs = np.zeros((starts[-1], len(self.config.tags)), dtype=np.float64)
+        windows = self.windows(sentences)
+        batches = self.batches(windows, batch_size)
+        for idx, batch in track(batches, "encoding", len(batches), show_progress):
+            x, logits = self.model(**batch)
+            p = torch.softmax(logits.double(), dim=-1).numpy()
+            for r, i in enumerate(idx):
+                w = windows[i]
+                at, n = starts[w.sentence] + w.first_word, len(w.word_pos)
+                vectors[at : at + n] = x[r, :n].numpy()
+                probs[at : at + n] = p[r, :n]
+        return vectors, probs
+
+    # -- memories --------------------------------------------------------------------------
+    def build_memory(self, sentences: list[TaggedSentence], index: str = "flat", fp16: bool = False,
+                     batch_size: int = 64, show_progress: bool = False) -> Memory:
+        """A memory with one key per word of these tagged sentences (its vector), valued by its tag."""
+        if not sentences:
+            raise KnnieError("cannot build an empty memory: the data gave no sentences")
+        values = self.tag_ids(sentences)
+        vectors, _ = self.encode(sentences, batch_size, show_progress)
+        records = [{"text": s.sentence, "word": i, "tag": tag} for s in sentences for i, tag in enumerate(s.tags)]
+        return Memory(vectors, values, records, self.config.tags, self.fingerprint, index, fp16)
+
+    def attach_memory(self, name: str, memory: Memory) -> None:
+        """Consult `memory` at prediction time (refused if another model built it)."""
+        memory.check_compatible(self.fingerprint, self.config.tags, f"memory '{name}'")
+        self.memories[name] = memory
+
+    def params(self, name: str, knn_only: bool = False) -> KnnParams:
+        chosen = (self.config.knn_only if knn_only else self.config.knn).get(name)
+        return KnnParams(**chosen) if chosen else UNTUNED
+
+    def search(self, vectors: np.ndarray, k: int | None = None,
+               at_least: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Search every memory once, k deep or as deep as its settings (and `at_least`) need."""
+        return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k))
+                for name, memory in self.memories.items()}
+
+    def distributions(self, p_model: np.ndarray, searches: dict[str, tuple[np.ndarray, np.ndarray]]
+                      ) -> dict[str, np.ndarray]:
+        """p per word for each method: 'vanilla' (p_model) and, with memories, 'knn' (λ = 1)
+        and 'knn_ner'. Several memories are averaged, each with its own k, T, λ."""
+        out = {"vanilla": p_model}
+        if self.memories:
+            for method, knn_only in (("knn", True), ("knn_ner", False)):
+                per = []
+                for name, memory in self.memories.items():
+                    params = self.params(name, knn_only)
+                    dist, ids = searches[name]
+                    p_knn = knn_probs(dist[:, : params.k], memory.values[ids[:, : params.k]],
+                                      len(self.config.tags), params.temperature, params.kernel)
+                    per.append(interpolate(p_knn, p_model, params.lam))
+                out[method] = np.mean(per, axis=0)
+        return out
+
+    # -- prediction ------------------------------------------------------------------------
+    def as_sentences(self, texts: list[str | list[str] | TaggedSentence]) -> list[TaggedSentence]:
+        """Raw strings are tokenised (with character offsets); token lists are joined by spaces
+        (no space for character-tokenised models) to give character offsets."""
+        out = []
+        for i, t in enumerate(texts):
+            if isinstance(t, TaggedSentence):
+                out.append(t)
+            elif isinstance(t, str):
+                out.append(sentence_from_text(t, self.config.char_tokens, source=f"input {i}"))
+            else:
+                if not t:
+                    raise DataError("empty sentence", path=f"input {i}", field="tokens")
+                sep = "" if self.config.char_tokens else " "
+                out.append(TaggedSentence(list(t), None, sep.join(t), _offsets(t, len(sep)), f"input {i}"))
+        return out
+
+    def predict(self, texts: list[str | list[str] | TaggedSentence], neighbours: int = 0, batch_size: int = 64,
+                show_progress: bool = False) -> list[NERPrediction]:
+        """Entities of each text, with type, score and the nearest training words behind them."""
+        sentences = self.as_sentences(texts)
+        if not sentences:
+            return []
+        vectors, p_model = self.encode(sentences, batch_size, show_progress)
+        searches = self.search(vectors, at_least=neighbours)
+        p = self.distributions(p_model, searches)
+        p = p.get("knn_ner", p["vanilla"])
+        best = p.argmax(-1)
+        results, at = [], 0
+        for s in sentences:
+            tags = [self.config.tags[i] for i in best[at : at + len(s.tokens)]]
+            offsets = s.char_offsets or _offsets(s.tokens, 1)
+            text = s.text if s.text is not None else " ".join(s.tokens)
+            entities = []
+            for start, end, typ in bio_spans(tags):
+                rows = np.arange(at + start, at + end)
+                entities.append(Entity(
+                    text[offsets[start][0] : offsets[end - 1][1]], typ, start, end, offsets[start][0],
+                    offsets[end - 1][1], float(p[rows, best[rows]].mean()),
+                    self._neighbours(searches, at + start, neighbours)))
+            results.append(NERPrediction(text, list(s.tokens), tags, entities))
+            at += len(s.tokens)
+        return results
+
+    def _neighbours(self, searches: dict[str, tuple[np.ndarray, np.ndarray]], row: int, n: int) -> list[Neighbour]:
+        found = [Neighbour(name, self.config.tags[int(self.memories[name].values[j])], float(d),
+                           self.memories[name].records[j])
+                 for name, (dist, ids) in searches.items() for d, j in zip(dist[row, :n], ids[row, :n])]
+        return sorted(found, key=lambda nb: nb.distance)[:n]
+
+    # -- dev tuning and evaluation ---------------------------------------------------------
+    def score_fn(self, sentences: list[TaggedSentence]):
+        """Entity micro-F1 (seqeval's) of rows of predicted tag ids, vectorised for the tuner."""
+        gold = self.tag_ids(sentences)
+        first = np.zeros(len(gold), dtype=bool)
+        first[np.cumsum([0] + [len(s.tokens) for s in sentences[:-1]])] = True
+        return lambda pred: entity_f1_ids(pred, gold, first, self.table)
+
+    def tune(self, dev: list[TaggedSentence], batch_size: int = 64, show_progress: bool = False) -> dict[str, Any]:
+        """Choose k, T, λ, kernel per memory by dev entity micro-F1; each memory is searched once
+        (k_max = 256) and every grid point computed from that search."""
+        from knnie.memory.tuner import tune_grid
+
+        if not self.memories:
+            raise KnnieError("no memory attached: build one with `knnie ner memory build` before tuning")
+        score = self.score_fn(dev)
+        vectors, p_model = self.encode(dev, batch_size, show_progress)
+        report: dict[str, Any] = {"vanilla_f1": float(score(p_model.argmax(-1)[None])[0]), "memories": {}}
+        for name, (dist, ids) in self.search(vectors, k=256).items():
+            grid = tune_grid(dist, self.memories[name].values[ids], p_model, score)
+            at_one = grid.scores[..., grid.lambdas.index(1.0)]
+            ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
+            self.config.knn[name] = asdict(grid.best)
+            self.config.knn_only[name] = asdict(
+                KnnParams(grid.ks[kk], grid.temperatures[ki][kk][ti], 1.0, grid.kernels[ki]))
+            report["memories"][name] = {"params": asdict(grid.best), "dev_f1": grid.best_score,
+                                        "knn_only_dev_f1": float(at_one.max())}
+        return report
+
+    def predict_tags(self, sentences: list[TaggedSentence], batch_size: int = 64,
+                     show_progress: bool = False) -> dict[str, list[list[str]]]:
+        """Tags of every sentence for each method (vanilla, and knn/knn_ner with memories)."""
+        vectors, p_model = self.encode(sentences, batch_size, show_progress)
+        cuts = np.cumsum([len(s.tokens) for s in sentences[:-1]])
+        return {method: [[self.config.tags[i] for i in part] for part in np.split(p.argmax(-1), cuts)]
+                for method, p in self.distributions(p_model, self.search(vectors)).items()}
+
+    def evaluate(self, sentences: list[TaggedSentence], batch_size: int = 64,
+                 show_progress: bool = False) -> dict[str, dict]:
+        """Entity micro P/R/F1 and per type (seqeval's scores) for each method, side by side."""
+        self.tag_ids(sentences)  # unknown tags are an error before any work
+        tags = self.predict_tags(sentences, batch_size, show_progress)
+        return {method: entity_report([s.tags for s in sentences], pred) for method, pred in tags.items()}
+
+
+def _offsets(tokens: list[str], sep: int) -> list[tuple[int, int]]:
+    """Character offsets of tokens joined with `sep` spaces."""
+    out, at = [], 0
+    for t in tokens:
+        out.append((at, at + len(t)))
+        at += len(t) + sep
+    return out

@@ -1,0 +1,87 @@
+"""The fine-tuning loop every task shares: AdamW (no decay on biases and norms, its own
+learning rate for the head), linear warm-up and decay, gradient clipping, and the best
+dev epoch kept. Tasks supply their batches, their loss and their dev score."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from knnie.progress import track
+
+log = logging.getLogger(__name__)
+
+# batches of one epoch: (example indices, tensors); the epoch number seeds the shuffle
+Batches = Callable[[int], list[tuple[list[int], dict[str, Any]]]]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of steps
+    seed: int = 42
+    max_grad_norm: float = 1.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit(model: nn.Module, encoder: nn.Module, head: nn.Module, n_examples: int, batches: Batches,
+        loss_fn: Callable[[list[int], dict[str, Any]], torch.Tensor], dev_score: Callable[[], float] | None,
+        config: TrainConfig, show_progress: bool = False) -> list[dict]:
+    """Train `model` (whose parts are `encoder`, at config.lr, and `head`, at config.head_lr).
+
+    After each epoch `dev_score` (if given) decides whether this is the best checkpoint;
+    the best is restored at the end. Returns one record per epoch (train_loss, dev_f1)."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm")
+    groups = [
+        {"params": [p for n, p in encoder.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": config.weight_decay, "lr": config.lr},
+        {"params": [p for n, p in encoder.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0, "lr": config.lr},
+        {"params": list(head.parameters()), "weight_decay": 0.0, "lr": config.head_lr},
+    ]
+    optimizer = torch.optim.AdamW(groups)
+    steps = config.epochs * ((n_examples + config.batch_size - 1) // config.batch_size)
+    warm = max(1, int(config.warmup * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    history, best_f1, best_state = [], -1.0, None
+    for epoch in range(config.epochs):
+        model.train()
+        epoch_batches = batches(epoch)
+        total = 0.0
+        for idx, batch in track(epoch_batches, f"epoch {epoch + 1}/{config.epochs}", len(epoch_batches),
+                                show_progress):
+            loss = loss_fn(idx, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+        record = {"epoch": epoch + 1, "train_loss": total / n_examples}
+        if dev_score is not None:
+            record["dev_f1"] = dev_score()
+            if record["dev_f1"] > best_f1:
+                best_f1, best_state = record["dev_f1"], copy.deepcopy(model.state_dict())
+        log.info("epoch %s", record)
+        history.append(record)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
