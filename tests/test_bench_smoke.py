@@ -57,3 +57,13 @@ def test_memory_scale(tmp_path: Path) -> None:
 
     memory_scale.main(["--sizes", "1000", "--limit", "100", "--batches", "2", "--out-dir", str(tmp_path)])
     check_results(tmp_path / "memory_scale.json")
+
+
+def test_ner(tmp_path: Path) -> None:
+    import ner
+    import torch
+
+    ner.main(["--conll-fraction", "0.005", "--dev-limit", "20", "--test-limit", "20", "--weibo-epochs", "1",
+              "--threads", str(torch.get_num_threads()),  # the script sets it for the whole process
+              "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "ner.json")
