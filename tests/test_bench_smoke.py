@@ -63,7 +63,10 @@ def test_ner(tmp_path: Path) -> None:
     import ner
     import torch
 
-    ner.main(["--conll-fraction", "0.005", "--dev-limit", "20", "--test-limit", "20", "--weibo-epochs", "1",
-              "--threads", str(torch.get_num_threads()),  # the script sets it for the whole process
-              "--out-dir", str(tmp_path)])
+    before = torch.get_num_threads()  # the script sets the thread count (default 1) for the whole process
+    try:
+        ner.main(["--conll-fraction", "0.005", "--dev-limit", "20", "--test-limit", "20", "--weibo-epochs", "1",
+                  "--out-dir", str(tmp_path)])
+    finally:
+        torch.set_num_threads(before)
     check_results(tmp_path / "ner.json")
