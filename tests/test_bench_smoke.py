@@ -57,3 +57,16 @@ def test_memory_scale(tmp_path: Path) -> None:
 
     memory_scale.main(["--sizes", "1000", "--limit", "100", "--batches", "2", "--out-dir", str(tmp_path)])
     check_results(tmp_path / "memory_scale.json")
+
+
+def test_ner(tmp_path: Path) -> None:
+    import ner
+    import torch
+
+    before = torch.get_num_threads()  # the script sets the thread count (default 1) for the whole process
+    try:
+        ner.main(["--conll-fraction", "0.005", "--dev-limit", "20", "--test-limit", "20", "--weibo-epochs", "1",
+                  "--out-dir", str(tmp_path)])
+    finally:
+        torch.set_num_threads(before)
+    check_results(tmp_path / "ner.json")

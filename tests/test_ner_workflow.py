@@ -4,6 +4,7 @@ load → same spans, and the char-BiLSTM encoder with its memory."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,16 @@ from knnie.tasks.ner import tag_set
 SAMPLE = Path(__file__).parents[1] / "data" / "sample" / "ner"
 MARGIN = 0.3  # entity F1 to reach on test; predicting all O scores 0
 runner = CliRunner()
-torch.set_num_threads(1)  # on 2 shared cores, one thread trains several times faster than two
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread for this module only (it trains several models; on 2 shared cores one thread
+    is several times faster than two), restored afterwards so other modules keep their own setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def knnie(*args, ok: bool = True):

@@ -1,23 +1,32 @@
-"""What every command shares: the console, error reporting, data loading."""
+"""What every command shares: the console, error reporting, data loading, and the steps
+the RE and NER commands have in common (saving a training run, building a memory, the
+tuning table)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 from knnie.data import RelationExample, read_relations
 from knnie.errors import KnnieError
+from knnie.io import write_json
+from knnie.tasks.base import MemoryAugmentedModel
+from knnie.tasks.training import TrainConfig
 
 console = Console(stderr=True)
 out = Console()
 F = TypeVar("F", bound=Callable)
+# how each method of `distributions` is called in tables
+METHODS = {"vanilla": "vanilla", "knn": "kNN-only (λ=1)", "knn_re": "kNN-RE", "knn_ner": "kNN-NER"}
 
 
 def command(fn: F) -> F:
@@ -40,3 +49,38 @@ def load_relations(path: Path, what: str) -> list[RelationExample]:
     examples = read_relations(path)
     console.print(f"{what}: {len(examples)} examples from {path}", highlight=False)
     return examples
+
+
+def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train_path: Path, dev_path: Path,
+                  size: str, metric: str) -> None:
+    """Write training.json beside the saved model and say which epoch was kept (`size`:
+    "8 labels", `metric`: what dev_f1 measures)."""
+    write_json(out_dir / "training.json", {"config": asdict(config), "history": history,
+                                           "train": str(train_path), "dev": str(dev_path)})
+    best = max(history, key=lambda h: h.get("dev_f1", 0.0))
+    console.print(f"saved {out_dir} ({size}); best dev {metric} {best.get('dev_f1', 0):.4f} "
+                  f"at epoch {best['epoch']}", highlight=False)
+
+
+def build_memory(front: MemoryAugmentedModel, model_dir: Path, examples: list[Any], name: str, index: str, fp16: bool,
+                 batch_size: int, keys: str, tune_command: str) -> None:
+    """Build memory `name` of `examples` with a loaded model and save it in its directory;
+    `keys` says what a key is ("keys", "word keys"), `tune_command` what to run next."""
+    memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True)
+    memory.save(model_dir / "memories" / name)
+    console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({index}"
+                  f"{', fp16' if fp16 else ''}) saved in {model_dir / 'memories' / name}; "
+                  f"run `{tune_command}` to choose k, T and λ", highlight=False)
+
+
+def print_tune_table(report: dict[str, Any], metric: str, method: str) -> None:
+    """The settings `tune` chose per memory and their dev scores (`metric` names the score,
+    `method` the interpolated method)."""
+    table = Table(title=f"dev {metric} (vanilla {report['vanilla_f1']:.4f})")
+    for col in ("memory", "k", "T", "λ", "kernel", f"{METHODS[method]} F1", "kNN-only F1"):
+        table.add_column(col)
+    for name, r in report["memories"].items():
+        p = r["params"]
+        table.add_row(name, str(p["k"]), f"{p['temperature']:.4g}", f"{p['lam']:.1f}", p["kernel"],
+                      f"{r['dev_f1']:.4f}", f"{r['knn_only_dev_f1']:.4f}")
+    out.print(table)

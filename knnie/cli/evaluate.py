@@ -7,19 +7,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from knnie.cli.common import command, load_relations, out
+from knnie.cli.common import METHODS, command, load_relations, out
+from knnie.cli.options import BatchSize, ReportJson
 from knnie.io import write_json
 from knnie.tasks.re import RelationExtractor
-
-METHODS = {"vanilla": "vanilla", "knn": "kNN-only (λ=1)", "knn_re": "kNN-RE"}
 
 
 @command
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="A model directory (tuned, with memories, for the kNN rows)."),
     data: Path = typer.Option(..., help="Labelled test data."),
-    output: Path = typer.Option(None, help="Also write the full report as JSON here."),
-    batch_size: int = typer.Option(64, min=1),
+    output: ReportJson = None,
+    batch_size: BatchSize = 64,
 ) -> None:
     """Vanilla, kNN-only and kNN-RE: micro/macro-F1, per relation, SemEval official score."""
     extractor = RelationExtractor.from_pretrained(model_dir)

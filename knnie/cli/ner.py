@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from knnie.cli.common import command, console, out
+from knnie.cli.common import METHODS, build_memory, command, console, out, print_tune_table, save_training
+from knnie.cli.options import BatchSize, Epochs, Fp16, HeadLr, Index, OutDir, ReportJson, Seed, TunedModelDir
 from knnie.data.schema import TaggedSentence
 from knnie.data.tagged import read_sentences, read_tagged
 from knnie.encoders import DEFAULT_ENCODER
 from knnie.encoders.words import CHAR_BILSTM
 from knnie.io import write_json, write_jsonl
-from knnie.memory import INDEXES
 from knnie.tasks.ner import EntityRecognizer, tag_set, train_ner
 from knnie.tasks.training import TrainConfig
 
 app = typer.Typer(help="Named-entity recognition with a memory of training words (kNN-NER).", no_args_is_help=True)
 memory_app = typer.Typer(help="Build the word memories a NER model consults.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
-METHODS = {"vanilla": "vanilla", "knn": "kNN-only (λ=1)", "knn_ner": "kNN-NER"}
 
 
 def load_tagged(path: Path, what: str) -> list[TaggedSentence]:
@@ -36,14 +34,14 @@ def load_tagged(path: Path, what: str) -> list[TaggedSentence]:
 def train_command(
     train_path: Path = typer.Option(..., "--train", help="Tagged training data (CoNLL columns or JSONL)."),
     dev_path: Path = typer.Option(..., "--dev", help="Tagged dev data: picks the best epoch."),
-    out_dir: Path = typer.Option(..., "--out", help="Model directory to write."),
+    out_dir: OutDir = ...,
     encoder: str = typer.Option(DEFAULT_ENCODER, help=f"Encoder name, local Hugging Face model directory, or "
                                 f"'{CHAR_BILSTM}' (trained from scratch; for languages with no pretrained model)."),
-    epochs: int = typer.Option(3, min=1),
-    batch_size: int = typer.Option(32, min=1),
+    epochs: Epochs = 3,
+    batch_size: BatchSize = 32,
     lr: float = typer.Option(None, help="Encoder learning rate (default 5e-5, or 2e-3 for char-bilstm)."),
-    head_lr: float = typer.Option(1e-3),
-    seed: int = typer.Option(42),
+    head_lr: HeadLr = 1e-3,
+    seed: Seed = 42,
     max_length: int = typer.Option(256, help="Sub-token limit; longer sentences are split into windows."),
 ) -> None:
     """Fine-tune a token classifier (tag on each word's first sub-token)."""
@@ -55,11 +53,7 @@ def train_command(
                          lr=lr if lr is not None else (2e-3 if encoder == CHAR_BILSTM else 5e-5))
     history = train_ner(recognizer, train_set, dev_set, config, show_progress=True)
     recognizer.save_pretrained(out_dir)
-    write_json(out_dir / "training.json", {"config": asdict(config), "history": history,
-                                           "train": str(train_path), "dev": str(dev_path)})
-    best = max(history, key=lambda h: h.get("dev_f1", 0.0))
-    console.print(f"saved {out_dir} ({len(tags)} tags); best dev entity F1 {best.get('dev_f1', 0):.4f} "
-                  f"at epoch {best['epoch']}", highlight=False)
+    save_training(out_dir, config, history, train_path, dev_path, f"{len(tags)} tags", "entity F1")
 
 
 @memory_app.command("build")
@@ -68,37 +62,28 @@ def memory_build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie ner train`."),
     data: Path = typer.Option(..., help="Tagged sentences whose words to remember (usually the training set)."),
     name: str = typer.Option("train", help="Memory name."),
-    index: str = typer.Option("flat", help=f"FAISS index: {' | '.join(INDEXES)} (flat is exact L2)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Store keys in half precision."),
-    batch_size: int = typer.Option(64, min=1),
+    index: Index = "flat",
+    fp16: Fp16 = False,
+    batch_size: BatchSize = 64,
 ) -> None:
     """Keys = the model's vector of every word of DATA, values = their tags."""
     recognizer = EntityRecognizer.from_pretrained(model_dir, memories=False)
-    memory = recognizer.build_memory(load_tagged(data, name), index, fp16, batch_size, show_progress=True)
-    memory.save(model_dir / "memories" / name)
-    console.print(f"memory '{name}': {len(memory)} word keys of dim {memory.config.dim} ({index}"
-                  f"{', fp16' if fp16 else ''}) saved; run `knnie ner tune` to choose k, T and λ", highlight=False)
+    build_memory(recognizer, model_dir, load_tagged(data, name), name, index, fp16, batch_size,
+                 "word keys", "knnie ner tune")
 
 
 @app.command("tune")
 @command
 def tune_command(
-    model_dir: Path = typer.Argument(..., help="A model directory with at least one memory."),
+    model_dir: TunedModelDir,
     dev: Path = typer.Option(..., help="Tagged dev data. Never tune on test."),
-    batch_size: int = typer.Option(64, min=1),
+    batch_size: BatchSize = 64,
 ) -> None:
     """Search each memory once (k_max = 256) and score the whole k/T/λ/kernel grid on dev entity F1."""
     recognizer = EntityRecognizer.from_pretrained(model_dir)
     report = recognizer.tune(load_tagged(dev, "dev"), batch_size, show_progress=True)
     recognizer.save_config(model_dir)
-    table = Table(title=f"dev entity micro-F1 (vanilla {report['vanilla_f1']:.4f})")
-    for col in ("memory", "k", "T", "λ", "kernel", "kNN-NER F1", "kNN-only F1"):
-        table.add_column(col)
-    for name, r in report["memories"].items():
-        p = r["params"]
-        table.add_row(name, str(p["k"]), f"{p['temperature']:.4g}", f"{p['lam']:.1f}", p["kernel"],
-                      f"{r['dev_f1']:.4f}", f"{r['knn_only_dev_f1']:.4f}")
-    out.print(table)
+    print_tune_table(report, "entity micro-F1", "knn_ner")
 
 
 @app.command("evaluate")
@@ -106,8 +91,8 @@ def tune_command(
 def evaluate_command(
     model_dir: Path = typer.Argument(..., help="A model directory (tuned, with a memory, for the kNN rows)."),
     data: Path = typer.Option(..., help="Tagged test data."),
-    output: Path = typer.Option(None, help="Also write the full report as JSON here."),
-    batch_size: int = typer.Option(64, min=1),
+    output: ReportJson = None,
+    batch_size: BatchSize = 64,
 ) -> None:
     """Vanilla, kNN-only and kNN-NER: entity micro P/R/F1 (seqeval's) and F1 per type."""
     recognizer = EntityRecognizer.from_pretrained(model_dir)
@@ -131,7 +116,7 @@ def predict_command(
     input: Path = typer.Option(..., "--input", help="Sentences: .txt (one per line) or .jsonl ({text} or {tokens})."),
     output: Path = typer.Option(..., "--output", help="JSONL with the entities of each sentence."),
     neighbours: int = typer.Option(0, min=0, help="Nearest training words to return behind each entity."),
-    batch_size: int = typer.Option(64, min=1),
+    batch_size: BatchSize = 64,
     show: int = typer.Option(5, min=0, help="Print this many sentences to the terminal."),
 ) -> None:
     """Writes {text, tokens, tags, entities: [{text, type, start, end, char_start, char_end, score, neighbours}]}."""

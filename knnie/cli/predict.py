@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from knnie.cli.common import command, console, load_relations, out
+from knnie.cli.options import BatchSize
 from knnie.io import write_jsonl
 from knnie.tasks.re import RelationExtractor
 
@@ -17,7 +18,7 @@ def predict_command(
     input: Path = typer.Option(..., "--input", help="Examples to label (labels, if any, are ignored)."),
     output: Path = typer.Option(..., "--output", help="JSONL with a prediction per input example."),
     neighbours: int = typer.Option(3, min=0, help="Nearest memory entries to return with each prediction."),
-    batch_size: int = typer.Option(64, min=1),
+    batch_size: BatchSize = 64,
     show: int = typer.Option(5, min=0, help="Print this many predictions to the terminal."),
 ) -> None:
     """Writes {text, head, tail, prediction, probability, neighbours} per example."""

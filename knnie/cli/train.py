@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
-from knnie.cli.common import command, console, load_relations
+from knnie.cli.common import command, load_relations, save_training
+from knnie.cli.options import BatchSize, Epochs, HeadLr, OutDir, Seed
 from knnie.encoders import DEFAULT_ENCODER
-from knnie.io import write_json
 from knnie.tasks.re import RelationExtractor, TrainConfig, train
 
 
@@ -17,13 +16,13 @@ from knnie.tasks.re import RelationExtractor, TrainConfig, train
 def train_command(
     train_path: Path = typer.Option(..., "--train", help="Training data (any supported format)."),
     dev_path: Path = typer.Option(..., "--dev", help="Dev data: picks the best epoch."),
-    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    out: OutDir = ...,
     encoder: str = typer.Option(DEFAULT_ENCODER, help="Encoder name or local Hugging Face model directory."),
-    epochs: int = typer.Option(3, min=1),
-    batch_size: int = typer.Option(32, min=1),
+    epochs: Epochs = 3,
+    batch_size: BatchSize = 32,
     lr: float = typer.Option(5e-5, help="Encoder learning rate (the linear head uses --head-lr)."),
-    head_lr: float = typer.Option(1e-3),
-    seed: int = typer.Option(42),
+    head_lr: HeadLr = 1e-3,
+    seed: Seed = 42,
     max_length: int = typer.Option(256, help="Sub-word limit; longer sentences are windowed around the entities."),
     negative_label: str = typer.Option(None, help="The no-relation label (default: no_relation/Other/NA if present)."),
 ) -> None:
@@ -36,8 +35,4 @@ def train_command(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed)
     history = train(extractor, train_set, dev_set, config, show_progress=True)
     extractor.save_pretrained(out)
-    write_json(out / "training.json", {"config": asdict(config), "history": history,
-                                       "train": str(train_path), "dev": str(dev_path)})
-    best = max(history, key=lambda h: h.get("dev_f1", 0.0))
-    console.print(f"saved {out} ({len(labels)} labels); best dev micro-F1 {best.get('dev_f1', 0):.4f} "
-                  f"at epoch {best['epoch']}", highlight=False)
+    save_training(out, config, history, train_path, dev_path, f"{len(labels)} labels", "micro-F1")

@@ -129,13 +129,15 @@ class Memory:
         return np.maximum(dist, 0.0), ids
 
     # -- compatibility --------------------------------------------------------------------
-    def check_compatible(self, fingerprint: str, labels: list[str], name: str = "memory") -> None:
-        """Refuse a memory whose keys came from another model or whose labels differ."""
+    def check_compatible(self, fingerprint: str, labels: list[str], name: str = "memory",
+                         command: str | None = None) -> None:
+        """Refuse a memory whose keys came from another model or whose labels differ; the
+        message names `command` (the task's memory build command) as the way to rebuild it."""
         if self.config.fingerprint != fingerprint:
+            how = f"with `{command}` using this model" if command else "with this model"
             raise IncompatibleArtefactError(
                 f"{name} was built by a model with fingerprint {self.config.fingerprint}, but this model's is "
-                f"{fingerprint}: its keys live in another vector space. Rebuild it with "
-                "`knnie memory build` using this model."
+                f"{fingerprint}: its keys live in another vector space. Rebuild it {how}."
             )
         if self.config.labels != list(labels):
             raise IncompatibleArtefactError(

@@ -22,20 +22,16 @@ from torch import nn
 
 from knnie.data.schema import TaggedSentence
 from knnie.data.tagged import sentence_from_text
-from knnie.encoders.loading import DEFAULT_ENCODER, fingerprint
+from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.encoders.words import CHAR_BILSTM, CharBiLSTMEncoder, HFWordEncoder, WordEncoder, load_word_encoder
-from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.errors import DataError, KnnieError
 from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
-from knnie.io import atomic_dir, read_json, write_json
-from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import Memory
-from knnie.memory.tuner import KnnParams
+from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
+from knnie.tasks.base import MemoryAugmentedModel
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "knnie_config.json"
-UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")  # an attached memory never tuned
 
 
 @dataclass
@@ -122,18 +118,30 @@ class NERPrediction:
         return asdict(self)
 
 
-class EntityRecognizer:
+class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     """Find entities in text, consulting a memory of training words (kNN-NER).
+
+    Persistence, memories, kNN interpolation and tuning come from `MemoryAugmentedModel`;
+    several memories are averaged.
 
     >>> ner = EntityRecognizer.from_pretrained("model_dir")
     >>> ner.predict(["Ada Lovelace was born in London."], neighbours=3)[0].entities
     """
 
+    config_class = NERConfig
+    config_what = "NER model"
+    label_word = "tags"
+    memory_command = "knnie ner memory build"
+    knn_method = "knn_ner"
+    neighbour_type = Neighbour
+
     def __init__(self, model: TaggerModel, config: NERConfig) -> None:
-        self.model, self.config = model, config
+        super().__init__(model, config)
         self.table = TagTable(config.tags)
-        self.memories: dict[str, Memory] = {}
-        self._fingerprint: str | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.tags
 
     @property
     def encoder(self) -> WordEncoder:
@@ -157,65 +165,18 @@ class EntityRecognizer:
         return cls(TaggerModel(word_encoder, len(tags), dropout), config)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, memories: bool = True) -> EntityRecognizer:
-        """Load a model directory written by `save_pretrained`, with its memories."""
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        raw = read_json(path / CONFIG_FILE, "knnie model config")
+    def _check_config(cls, raw: Any, path: Path) -> None:
         if raw.get("task") != "ner":
             raise DataError(f"task is '{raw.get('task')}', not 'ner': not an entity recognizer",
-                            path=path / CONFIG_FILE, field="task")
-        try:
-            config = NERConfig(**raw)
-        except TypeError as e:
-            raise DataError(f"not a knnie NER model config ({e})", path=path / CONFIG_FILE) from e
-        model = TaggerModel(load_word_encoder(config.encoder_kind, path / "encoder", config.max_length),
-                            len(config.tags), config.dropout)
-        head = path / "head.safetensors"
-        if not head.is_file():
-            raise DataError("classifier weights missing", path=head)
-        try:
-            model.classifier.load_state_dict(load_file(str(head)))
-        except RuntimeError as e:
-            raise IncompatibleArtefactError(f"{head}: classifier does not fit {len(config.tags)} tags ({e})") from e
-        recognizer = cls(model, config)
-        if config.fingerprint and recognizer.fingerprint != config.fingerprint:
-            raise IncompatibleArtefactError(
-                f"{path}: the weights' fingerprint {recognizer.fingerprint} differs from the one in {CONFIG_FILE} "
-                f"({config.fingerprint}); the directory mixes files of different models")
-        if memories and (path / "memories").is_dir():
-            for mem_dir in sorted((path / "memories").iterdir()):
-                if mem_dir.is_dir() and not mem_dir.name.startswith("."):
-                    recognizer.attach_memory(mem_dir.name, Memory.load(mem_dir))
-        return recognizer
+                            path=path, field="task")
 
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write encoder, classifier, config and memories, atomically."""
-        from safetensors.torch import save_file
+    @classmethod
+    def _from_encoder(cls, path: Path, config: NERConfig) -> EntityRecognizer:
+        return cls(TaggerModel(load_word_encoder(config.encoder_kind, path, config.max_length),
+                               len(config.tags), config.dropout), config)
 
-        self.config.fingerprint = self.fingerprint
-        with atomic_dir(path) as tmp:
-            self.encoder.save(tmp / "encoder")
-            save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
-                      str(tmp / "head.safetensors"))
-            write_json(tmp / CONFIG_FILE, asdict(self.config))
-            for name, memory in self.memories.items():
-                memory.save(tmp / "memories" / name)
-
-    def save_config(self, path: str | Path) -> None:
-        """Rewrite only knnie_config.json (after tuning), atomically."""
-        write_json(Path(path) / CONFIG_FILE, asdict(self.config))
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = fingerprint(self.model)
-        return self._fingerprint
-
-    def weights_changed(self) -> None:
-        """Call after training: the fingerprint must be recomputed."""
-        self._fingerprint = None
+    def _save_encoder(self, path: Path) -> None:
+        self.encoder.save(path)
 
     # -- encoding --------------------------------------------------------------------------
     def tag_ids(self, sentences: list[TaggedSentence]) -> np.ndarray:
@@ -312,38 +273,6 @@ class EntityRecognizer:
         records = [{"text": s.sentence, "word": i, "tag": tag} for s in sentences for i, tag in enumerate(s.tags)]
         return Memory(vectors, values, records, self.config.tags, self.fingerprint, index, fp16)
 
-    def attach_memory(self, name: str, memory: Memory) -> None:
-        """Consult `memory` at prediction time (refused if another model built it)."""
-        memory.check_compatible(self.fingerprint, self.config.tags, f"memory '{name}'")
-        self.memories[name] = memory
-
-    def params(self, name: str, knn_only: bool = False) -> KnnParams:
-        chosen = (self.config.knn_only if knn_only else self.config.knn).get(name)
-        return KnnParams(**chosen) if chosen else UNTUNED
-
-    def search(self, vectors: np.ndarray, k: int | None = None,
-               at_least: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Search every memory once, k deep or as deep as its settings (and `at_least`) need."""
-        return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k))
-                for name, memory in self.memories.items()}
-
-    def distributions(self, p_model: np.ndarray, searches: dict[str, tuple[np.ndarray, np.ndarray]]
-                      ) -> dict[str, np.ndarray]:
-        """p per word for each method: 'vanilla' (p_model) and, with memories, 'knn' (λ = 1)
-        and 'knn_ner'. Several memories are averaged, each with its own k, T, λ."""
-        out = {"vanilla": p_model}
-        if self.memories:
-            for method, knn_only in (("knn", True), ("knn_ner", False)):
-                per = []
-                for name, memory in self.memories.items():
-                    params = self.params(name, knn_only)
-                    dist, ids = searches[name]
-                    p_knn = knn_probs(dist[:, : params.k], memory.values[ids[:, : params.k]],
-                                      len(self.config.tags), params.temperature, params.kernel)
-                    per.append(interpolate(p_knn, p_model, params.lam))
-                out[method] = np.mean(per, axis=0)
-        return out
-
     # -- prediction ------------------------------------------------------------------------
     def as_sentences(self, texts: list[str | list[str] | TaggedSentence]) -> list[TaggedSentence]:
         """Raw strings are tokenised (with character offsets); token lists are joined by spaces
@@ -388,48 +317,24 @@ class EntityRecognizer:
             at += len(s.tokens)
         return results
 
-    def _neighbours(self, searches: dict[str, tuple[np.ndarray, np.ndarray]], row: int, n: int) -> list[Neighbour]:
-        found = [Neighbour(name, self.config.tags[int(self.memories[name].values[j])], float(d),
-                           self.memories[name].records[j])
-                 for name, (dist, ids) in searches.items() for d, j in zip(dist[row, :n], ids[row, :n])]
-        return sorted(found, key=lambda nb: nb.distance)[:n]
-
     # -- dev tuning and evaluation ---------------------------------------------------------
-    def score_fn(self, sentences: list[TaggedSentence]):
+    def score_fn(self, sentences: list[TaggedSentence]) -> ScoreFn:
         """Entity micro-F1 (seqeval's) of rows of predicted tag ids, vectorised for the tuner."""
         gold = self.tag_ids(sentences)
         first = np.zeros(len(gold), dtype=bool)
         first[np.cumsum([0] + [len(s.tokens) for s in sentences[:-1]])] = True
         return lambda pred: entity_f1_ids(pred, gold, first, self.table)
 
-    def tune(self, dev: list[TaggedSentence], batch_size: int = 64, show_progress: bool = False) -> dict[str, Any]:
-        """Choose k, T, λ, kernel per memory by dev entity micro-F1; each memory is searched once
-        (k_max = 256) and every grid point computed from that search."""
-        from knnie.memory.tuner import tune_grid
-
-        if not self.memories:
-            raise KnnieError("no memory attached: build one with `knnie ner memory build` before tuning")
-        score = self.score_fn(dev)
-        vectors, p_model = self.encode(dev, batch_size, show_progress)
-        report: dict[str, Any] = {"vanilla_f1": float(score(p_model.argmax(-1)[None])[0]), "memories": {}}
-        for name, (dist, ids) in self.search(vectors, k=256).items():
-            grid = tune_grid(dist, self.memories[name].values[ids], p_model, score)
-            at_one = grid.scores[..., grid.lambdas.index(1.0)]
-            ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
-            self.config.knn[name] = asdict(grid.best)
-            self.config.knn_only[name] = asdict(
-                KnnParams(grid.ks[kk], grid.temperatures[ki][kk][ti], 1.0, grid.kernels[ki]))
-            report["memories"][name] = {"params": asdict(grid.best), "dev_f1": grid.best_score,
-                                        "knn_only_dev_f1": float(at_one.max())}
-        return report
+    def _dev_score(self, dev: list[TaggedSentence]) -> ScoreFn:
+        return self.score_fn(dev)
 
     def predict_tags(self, sentences: list[TaggedSentence], batch_size: int = 64,
                      show_progress: bool = False) -> dict[str, list[list[str]]]:
         """Tags of every sentence for each method (vanilla, and knn/knn_ner with memories)."""
-        vectors, p_model = self.encode(sentences, batch_size, show_progress)
+        p, _ = self.method_distributions(sentences, batch_size, show_progress)
         cuts = np.cumsum([len(s.tokens) for s in sentences[:-1]])
-        return {method: [[self.config.tags[i] for i in part] for part in np.split(p.argmax(-1), cuts)]
-                for method, p in self.distributions(p_model, self.search(vectors)).items()}
+        return {method: [[self.config.tags[i] for i in part] for part in np.split(q.argmax(-1), cuts)]
+                for method, q in p.items()}
 
     def evaluate(self, sentences: list[TaggedSentence], batch_size: int = 64,
                  show_progress: bool = False) -> dict[str, dict]:

@@ -18,19 +18,16 @@ from torch import nn
 
 from knnie.data.readers import NO_RELATION
 from knnie.data.schema import RelationExample
-from knnie.encoders.loading import DEFAULT_ENCODER, fingerprint, load_encoder
+from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
 from knnie.encoders.markers import encode, marker_tokens
-from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
-from knnie.io import atomic_dir, read_json, write_json
-from knnie.memory.knn import interpolate, knn_probs
+from knnie.errors import DataError, KnnieError
+from knnie.memory.knn import interpolate
 from knnie.memory.memory import Memory
-from knnie.memory.tuner import KnnParams
+from knnie.memory.tuner import ScoreFn, tune_alpha
 from knnie.progress import track
+from knnie.tasks.base import MemoryAugmentedModel, Searches
 
-CONFIG_FILE = "knnie_config.json"
 NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
-# a weak default for an attached memory that was never tuned; `tune` replaces it
-UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")
 
 
 @dataclass
@@ -86,17 +83,30 @@ class RelationPrediction:
         return asdict(self)
 
 
-class RelationExtractor:
+class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     """Classify the relation between a head and a tail entity, consulting memories.
+
+    Persistence, memories, kNN interpolation and tuning come from `MemoryAugmentedModel`;
+    with two memories they are mixed as p = α·p(first) + (1 − α)·p(second), α tuned on dev.
 
     >>> re = RelationExtractor.from_pretrained("model_dir")
     >>> re.predict([example], neighbours=3)[0].label
     """
 
+    config_class = REConfig
+    config_what = "relation model"
+    label_word = "labels"
+    memory_command = "knnie memory build"
+    knn_method = "knn_re"
+    neighbour_type = Neighbour
+
     def __init__(self, model: RelationModel, tokenizer, config: REConfig) -> None:
-        self.model, self.tokenizer, self.config = model, tokenizer, config
-        self.memories: dict[str, Memory] = {}
-        self._fingerprint: str | None = None
+        super().__init__(model, config)
+        self.tokenizer = tokenizer
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
 
     # -- construction and persistence ------------------------------------------------------
     @classmethod
@@ -114,64 +124,13 @@ class RelationExtractor:
         return cls(RelationModel(base, len(labels), dropout), tokenizer, config)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, memories: bool = True) -> RelationExtractor:
-        """Load a model directory written by `save_pretrained`, with its memories."""
-        from safetensors.torch import load_file
+    def _from_encoder(cls, path: Path, config: REConfig) -> RelationExtractor:
+        base, tokenizer = load_encoder(path)
+        return cls(RelationModel(base, len(config.labels), config.dropout), tokenizer, config)
 
-        path = Path(path)
-        raw = read_json(path / CONFIG_FILE, "knnie model config")
-        try:
-            config = REConfig(**raw)
-        except TypeError as e:
-            raise DataError(f"not a knnie relation model config ({e})", path=path / CONFIG_FILE) from e
-        base, tokenizer = load_encoder(path / "encoder")
-        model = RelationModel(base, len(config.labels), config.dropout)
-        head = path / "head.safetensors"
-        if not head.is_file():
-            raise DataError("classifier weights missing", path=head)
-        try:
-            model.classifier.load_state_dict(load_file(str(head)))
-        except RuntimeError as e:
-            raise IncompatibleArtefactError(f"{head}: classifier does not fit {len(config.labels)} labels ({e})") from e
-        extractor = cls(model, tokenizer, config)
-        if config.fingerprint and extractor.fingerprint != config.fingerprint:
-            raise IncompatibleArtefactError(
-                f"{path}: the weights' fingerprint {extractor.fingerprint} differs from the one in {CONFIG_FILE} "
-                f"({config.fingerprint}); the directory mixes files of different models"
-            )
-        if memories and (path / "memories").is_dir():
-            for mem_dir in sorted((path / "memories").iterdir()):
-                if mem_dir.is_dir() and not mem_dir.name.startswith("."):
-                    extractor.attach_memory(mem_dir.name, Memory.load(mem_dir))
-        return extractor
-
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write encoder, tokenizer, classifier, config and memories, atomically."""
-        from safetensors.torch import save_file
-
-        self.config.fingerprint = self.fingerprint
-        with atomic_dir(path) as tmp:
-            self.model.encoder.save_pretrained(tmp / "encoder")
-            self.tokenizer.save_pretrained(tmp / "encoder")
-            save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
-                      str(tmp / "head.safetensors"))
-            write_json(tmp / CONFIG_FILE, asdict(self.config))
-            for name, memory in self.memories.items():
-                memory.save(tmp / "memories" / name)
-
-    def save_config(self, path: str | Path) -> None:
-        """Rewrite only knnie_config.json (after tuning), atomically."""
-        write_json(Path(path) / CONFIG_FILE, asdict(self.config))
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = fingerprint(self.model)
-        return self._fingerprint
-
-    def weights_changed(self) -> None:
-        """Call after training: the fingerprint must be recomputed."""
-        self._fingerprint = None
+    def _save_encoder(self, path: Path) -> None:
+        self.model.encoder.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
 
     # -- encoding --------------------------------------------------------------------------
     def label_ids(self, examples: list[RelationExample]) -> np.ndarray:
@@ -238,59 +197,15 @@ class RelationExtractor:
         records = [ex.to_dict() for ex in examples]
         return Memory(vectors, values, records, self.config.labels, self.fingerprint, index, fp16)
 
-    def attach_memory(self, name: str, memory: Memory) -> None:
-        """Consult `memory` at prediction time (refused if another model built it)."""
-        memory.check_compatible(self.fingerprint, self.config.labels, f"memory '{name}'")
-        self.memories[name] = memory
-
-    def params(self, name: str, knn_only: bool = False) -> KnnParams:
-        chosen = (self.config.knn_only if knn_only else self.config.knn).get(name)
-        return KnnParams(**chosen) if chosen else UNTUNED
-
-    # -- prediction ------------------------------------------------------------------------
-    def distributions(self, p_model: np.ndarray, searches: dict[str, tuple[np.ndarray, np.ndarray]]
-                      ) -> dict[str, np.ndarray]:
-        """p for each method: 'vanilla' (p_RE), and with memories 'knn' (λ = 1) and 'knn_re'."""
-        out = {"vanilla": p_model}
-        if self.memories:
-            out["knn"] = self._mix(self.memory_distributions(p_model, searches, knn_only=True))
-            out["knn_re"] = self._mix(self.memory_distributions(p_model, searches))
-        return out
-
-    def method_distributions(self, examples: list[RelationExample], batch_size: int = 64, show_progress: bool = False
-                             ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
-        """Encode, search every memory once, and return `distributions` with the searches."""
-        vectors, p_model = self.encode(examples, batch_size, show_progress)
-        searches = self.search(vectors)
-        return self.distributions(p_model, searches), searches
-
-    def memory_distributions(self, p_model: np.ndarray, searches: dict[str, tuple[np.ndarray, np.ndarray]],
-                             knn_only: bool = False) -> dict[str, np.ndarray]:
-        """λ·p_kNN + (1 − λ)·p_RE for each memory with its own settings (λ = 1 if knn_only)."""
-        out = {}
-        for name, memory in self.memories.items():
-            params = self.params(name, knn_only)
-            dist, ids = searches[name]
-            p_knn = knn_probs(dist[:, : params.k], memory.values[ids[:, : params.k]], len(self.config.labels),
-                              params.temperature, params.kernel)
-            out[name] = interpolate(p_knn, p_model, params.lam)
-        return out
-
-    def _mix(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
+    def _combine(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
+        """The tuned α-mix of two memories (`config.mix`), else the mean of all."""
         mix = self.config.mix
         if mix and all(m in per_memory for m in mix["memories"]):
             first, second = mix["memories"]
             return interpolate(per_memory[first], per_memory[second], mix["alpha"])
-        return np.mean(list(per_memory.values()), axis=0)
+        return super()._combine(per_memory)
 
-    def search(self, vectors: np.ndarray, k: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Search every memory once, as deep as any of its settings needs (or k)."""
-        out = {}
-        for name, memory in self.memories.items():
-            depth = k or max(self.params(name).k, self.params(name, True).k)
-            out[name] = memory.search(vectors, depth)
-        return out
-
+    # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], neighbours: int = 3, batch_size: int = 64,
                 show_progress: bool = False) -> list[RelationPrediction]:
         """The relation of each example, its probability and the nearest memory entries."""
@@ -301,46 +216,24 @@ class RelationExtractor:
         results = []
         for i, row in enumerate(p):
             best = int(row.argmax())
-            near = sorted(
-                (Neighbour(name, self.config.labels[int(self.memories[name].values[j])], float(d),
-                           self.memories[name].records[j])
-                 for name, (dist, ids) in searches.items() for d, j in zip(dist[i, :neighbours], ids[i, :neighbours])),
-                key=lambda nb: nb.distance,
-            )[:neighbours]
-            results.append(RelationPrediction(self.config.labels[best], float(row[best]), near))
+            results.append(RelationPrediction(self.config.labels[best], float(row[best]),
+                                              self._neighbours(searches, i, neighbours)))
         return results
 
     # -- dev tuning and evaluation ---------------------------------------------------------
-    def score_fn(self, gold: np.ndarray):
+    def score_fn(self, gold: np.ndarray) -> ScoreFn:
         """Micro-F1 without the negative label, vectorised over rows of predictions."""
         from knnie.evaluation.relations import micro_f1_ids
 
         neg = self.config.labels.index(self.config.negative_label) if self.config.negative_label else None
         return lambda pred: micro_f1_ids(pred, gold, neg)
 
-    def tune(self, dev: list[RelationExample], batch_size: int = 64, show_progress: bool = False) -> dict[str, Any]:
-        """Choose k, T, λ, kernel per memory (and α for two) by dev micro-F1.
+    def _dev_score(self, dev: list[RelationExample]) -> ScoreFn:
+        return self.score_fn(self.label_ids(dev))
 
-        Each memory is searched once with k_max = 256; every grid point comes from that."""
-        from knnie.memory.tuner import tune_alpha, tune_grid
-
-        if not self.memories:
-            raise KnnieError("no memory attached: build one with `knnie memory build` before tuning")
-        gold = self.label_ids(dev)
-        score = self.score_fn(gold)
-        vectors, p_model = self.encode(dev, batch_size, show_progress)
-        searches = self.search(vectors, k=256)
-        report: dict[str, Any] = {"vanilla_f1": float(score(p_model.argmax(-1)[None])[0]), "memories": {}}
-        for name, (dist, ids) in searches.items():
-            grid = tune_grid(dist, self.memories[name].values[ids], p_model, score)
-            best = grid.best
-            at_one = grid.scores[..., grid.lambdas.index(1.0)]
-            ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
-            self.config.knn[name] = asdict(best)
-            self.config.knn_only[name] = asdict(
-                KnnParams(grid.ks[kk], grid.temperatures[ki][kk][ti], 1.0, grid.kernels[ki]))
-            report["memories"][name] = {"params": asdict(best), "dev_f1": grid.best_score,
-                                        "knn_only_dev_f1": float(at_one.max())}
+    def _tune_combination(self, p_model: np.ndarray, searches: Searches, score: ScoreFn,
+                          report: dict[str, Any]) -> None:
+        """With two memories or more, α for p = α·p(first) + (1 − α)·p(second) ('train' first)."""
         self.config.mix = None
         if len(self.memories) >= 2:
             names = sorted(self.memories, key=lambda n: (n != "train", n))[:2]
@@ -348,7 +241,6 @@ class RelationExtractor:
             alpha, f1 = tune_alpha(per[names[0]], per[names[1]], score)
             self.config.mix = {"memories": names, "alpha": alpha}
             report["mix"] = {**self.config.mix, "dev_f1": f1}
-        return report
 
     def evaluate(self, examples: list[RelationExample], batch_size: int = 64,
                  show_progress: bool = False) -> dict[str, dict]:

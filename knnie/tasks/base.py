@@ -1,0 +1,244 @@
+"""`MemoryAugmentedModel`: what every front class (RelationExtractor, EntityRecognizer) shares.
+
+A classifier head over vectors from an encoder, plus memories of labelled vectors it consults:
+p = λ·p_kNN + (1 − λ)·p_model per memory, with k, T, λ and the kernel tuned on dev. A model
+directory, written and read here for every task::
+
+    knnie_config.json   the task's config dataclass (labels or tags, encoder, tuned settings)
+    encoder/            encoder weights (and tokenizer): the only part each task writes itself
+    head.safetensors    the linear classifier
+    memories/<name>/    one directory per memory (see `knnie.memory.memory`)
+
+A subclass says how it encodes its examples, how dev is scored and what a prediction looks like.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+import numpy as np
+from torch import nn
+
+from knnie.encoders.loading import fingerprint
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.io import atomic_dir, read_json, write_json
+from knnie.memory.knn import interpolate, knn_probs
+from knnie.memory.memory import Memory
+from knnie.memory.tuner import KnnParams, ScoreFn, tune_grid
+
+CONFIG_FILE = "knnie_config.json"
+HEAD_FILE = "head.safetensors"
+# a weak default for an attached memory that was never tuned; `tune` replaces it
+UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")
+TUNE_K = 256  # neighbours fetched once per memory for tuning: the largest k of the grid
+
+# memory name -> (squared L2 distances, key ids), each (n, k), nearest first
+Searches = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+class TaskConfig(Protocol):
+    """The fields of a task's config dataclass that the shared code reads and writes."""
+
+    knn: dict[str, dict]  # memory name -> tuned KnnParams
+    knn_only: dict[str, dict]  # memory name -> best params at λ = 1
+    fingerprint: str
+
+
+E = TypeVar("E")  # the task's example: RelationExample, TaggedSentence
+C = TypeVar("C", bound=TaskConfig)
+
+
+class MemoryAugmentedModel(ABC, Generic[E, C]):
+    """A classifier (`model.classifier` over `encode`'s vectors) that consults attached memories."""
+
+    config_class: ClassVar[type]  # the task's config dataclass, saved as knnie_config.json
+    config_what: ClassVar[str]  # names the config in errors: "relation model", "NER model"
+    label_word: ClassVar[str]  # what the classes are called in errors: "labels", "tags"
+    memory_command: ClassVar[str]  # the CLI command that builds this task's memories
+    knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
+    neighbour_type: ClassVar[type]  # a consulted memory entry: built as (memory, class, distance, record)
+
+    def __init__(self, model: nn.Module, config: C) -> None:
+        self.model, self.config = model, config
+        self.memories: dict[str, Memory] = {}
+        self._fingerprint: str | None = None
+
+    # -- what each task supplies -----------------------------------------------------------
+    @property
+    @abstractmethod
+    def labels(self) -> list[str]:
+        """The classes of the head, in the order of its outputs (a memory's values index them)."""
+
+    @classmethod
+    @abstractmethod
+    def _from_encoder(cls, path: Path, config: C) -> Self:
+        """An instance whose encoder is read from `path` (a saved `encoder/`) and whose head is fresh."""
+
+    @abstractmethod
+    def _save_encoder(self, path: Path) -> None:
+        """Write what `_from_encoder` reads back."""
+
+    @abstractmethod
+    def encode(self, examples: list[E], batch_size: int = 64,
+               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors (n, d), the keys and queries of memories, and the classifier's p_model (n, C)."""
+
+    @abstractmethod
+    def build_memory(self, examples: list[E], index: str = "flat", fp16: bool = False, batch_size: int = 64,
+                     show_progress: bool = False) -> Memory:
+        """A memory of these labelled examples: keys are `encode`'s vectors, values their gold ids."""
+
+    @abstractmethod
+    def _dev_score(self, dev: list[E]) -> ScoreFn:
+        """The tuning score of rows of predicted class ids against the gold of `dev`."""
+
+    @classmethod
+    def _check_config(cls, raw: Any, path: Path) -> None:
+        """Refuse a config of another kind before reading it; by default anything goes."""
+
+    # -- construction and persistence ------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, memories: bool = True) -> Self:
+        """Load a model directory written by `save_pretrained`, with its memories."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        raw = read_json(path / CONFIG_FILE, "knnie model config")
+        cls._check_config(raw, path / CONFIG_FILE)
+        try:
+            config = cls.config_class(**raw)
+        except TypeError as e:
+            raise DataError(f"not a knnie {cls.config_what} config ({e})", path=path / CONFIG_FILE) from e
+        front = cls._from_encoder(path / "encoder", config)
+        head = path / HEAD_FILE
+        if not head.is_file():
+            raise DataError("classifier weights missing", path=head)
+        try:
+            front.model.classifier.load_state_dict(load_file(str(head)))
+        except RuntimeError as e:
+            raise IncompatibleArtefactError(
+                f"{head}: classifier does not fit {len(front.labels)} {cls.label_word} ({e})") from e
+        if config.fingerprint and front.fingerprint != config.fingerprint:
+            raise IncompatibleArtefactError(
+                f"{path}: the weights' fingerprint {front.fingerprint} differs from the one in {CONFIG_FILE} "
+                f"({config.fingerprint}); the directory mixes files of different models"
+            )
+        if memories and (path / "memories").is_dir():
+            for mem_dir in sorted((path / "memories").iterdir()):
+                if mem_dir.is_dir() and not mem_dir.name.startswith("."):
+                    front.attach_memory(mem_dir.name, Memory.load(mem_dir))
+        return front
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write encoder, classifier, config and memories, atomically."""
+        from safetensors.torch import save_file
+
+        self.config.fingerprint = self.fingerprint
+        with atomic_dir(path) as tmp:
+            self._save_encoder(tmp / "encoder")
+            save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
+                      str(tmp / HEAD_FILE))
+            write_json(tmp / CONFIG_FILE, asdict(self.config))
+            for name, memory in self.memories.items():
+                memory.save(tmp / "memories" / name)
+
+    def save_config(self, path: str | Path) -> None:
+        """Rewrite only knnie_config.json (after tuning), atomically."""
+        write_json(Path(path) / CONFIG_FILE, asdict(self.config))
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the weights: a memory's keys are only valid for the model that made them."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.model)
+        return self._fingerprint
+
+    def weights_changed(self) -> None:
+        """Call after training: the fingerprint must be recomputed."""
+        self._fingerprint = None
+
+    # -- memories --------------------------------------------------------------------------
+    def attach_memory(self, name: str, memory: Memory) -> None:
+        """Consult `memory` at prediction time (refused if another model built it)."""
+        memory.check_compatible(self.fingerprint, self.labels, f"memory '{name}'", self.memory_command)
+        self.memories[name] = memory
+
+    def params(self, name: str, knn_only: bool = False) -> KnnParams:
+        """The tuned settings of memory `name` (at λ = 1 if knn_only), or UNTUNED."""
+        chosen = (self.config.knn_only if knn_only else self.config.knn).get(name)
+        return KnnParams(**chosen) if chosen else UNTUNED
+
+    def search(self, vectors: np.ndarray, k: int | None = None, at_least: int = 0) -> Searches:
+        """Search every memory once, k deep or as deep as its settings (and `at_least`) need."""
+        return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k))
+                for name, memory in self.memories.items()}
+
+    # -- distributions ---------------------------------------------------------------------
+    def memory_distributions(self, p_model: np.ndarray, searches: Searches,
+                             knn_only: bool = False) -> dict[str, np.ndarray]:
+        """λ·p_kNN + (1 − λ)·p_model for each memory with its own settings (λ = 1 if knn_only)."""
+        out = {}
+        for name, memory in self.memories.items():
+            params = self.params(name, knn_only)
+            dist, ids = searches[name]
+            p_knn = knn_probs(dist[:, : params.k], memory.values[ids[:, : params.k]], len(self.labels),
+                              params.temperature, params.kernel)
+            out[name] = interpolate(p_knn, p_model, params.lam)
+        return out
+
+    def _combine(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
+        """One distribution from those of several memories: their mean."""
+        return np.mean(list(per_memory.values()), axis=0)
+
+    def distributions(self, p_model: np.ndarray, searches: Searches) -> dict[str, np.ndarray]:
+        """p for each method: 'vanilla' (p_model) and, with memories, 'knn' (λ = 1) and
+        `knn_method` ('knn_re', 'knn_ner'), each memory with its own k, T, λ."""
+        out = {"vanilla": p_model}
+        if self.memories:
+            out["knn"] = self._combine(self.memory_distributions(p_model, searches, knn_only=True))
+            out[self.knn_method] = self._combine(self.memory_distributions(p_model, searches))
+        return out
+
+    def method_distributions(self, examples: list[E], batch_size: int = 64, show_progress: bool = False
+                             ) -> tuple[dict[str, np.ndarray], Searches]:
+        """Encode, search every memory once, and return `distributions` with the searches."""
+        vectors, p_model = self.encode(examples, batch_size, show_progress)
+        searches = self.search(vectors)
+        return self.distributions(p_model, searches), searches
+
+    def _neighbours(self, searches: Searches, row: int, n: int) -> list[Any]:
+        """The n nearest memory entries of query `row`, over all memories, nearest first."""
+        found = [self.neighbour_type(name, self.labels[int(self.memories[name].values[j])], float(d),
+                                     self.memories[name].records[j])
+                 for name, (dist, ids) in searches.items() for d, j in zip(dist[row, :n], ids[row, :n])]
+        return sorted(found, key=lambda nb: nb.distance)[:n]
+
+    # -- dev tuning ------------------------------------------------------------------------
+    def tune(self, dev: list[E], batch_size: int = 64, show_progress: bool = False) -> dict[str, Any]:
+        """Choose k, T, λ, kernel per memory by the dev score, and the best point at λ = 1 (kNN
+        only); then how memories combine, where the task tunes that. Each memory is searched once
+        (k_max = 256) and every grid point computed from that search."""
+        if not self.memories:
+            raise KnnieError(f"no memory attached: build one with `{self.memory_command}` before tuning")
+        score = self._dev_score(dev)
+        vectors, p_model = self.encode(dev, batch_size, show_progress)
+        searches = self.search(vectors, k=TUNE_K)
+        report: dict[str, Any] = {"vanilla_f1": float(score(p_model.argmax(-1)[None])[0]), "memories": {}}
+        for name, (dist, ids) in searches.items():
+            grid = tune_grid(dist, self.memories[name].values[ids], p_model, score)
+            at_one = grid.scores[..., grid.lambdas.index(1.0)]
+            ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
+            self.config.knn[name] = asdict(grid.best)
+            self.config.knn_only[name] = asdict(
+                KnnParams(grid.ks[kk], grid.temperatures[ki][kk][ti], 1.0, grid.kernels[ki]))
+            report["memories"][name] = {"params": asdict(grid.best), "dev_f1": grid.best_score,
+                                        "knn_only_dev_f1": float(at_one.max())}
+        self._tune_combination(p_model, searches, score, report)
+        return report
+
+    def _tune_combination(self, p_model: np.ndarray, searches: Searches, score: ScoreFn,
+                          report: dict[str, Any]) -> None:
+        """Tune how `_combine` merges memories, after their own settings; the mean has nothing to tune."""
