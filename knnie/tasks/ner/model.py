@@ -299,7 +299,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         vectors, p_model = self.encode(sentences, batch_size, show_progress)
         searches = self.search(vectors, at_least=neighbours)
         p = self.distributions(p_model, searches)
-        p = p.get("knn_ner", p["vanilla"])
+        p = p.get(self.knn_method, p["vanilla"])
         best = p.argmax(-1)
         results, at = [], 0
         for s in sentences:

@@ -212,7 +212,7 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         if not examples:
             return []
         p, searches = self.method_distributions(examples, batch_size, show_progress)
-        p = p.get("knn_re", p["vanilla"])
+        p = p.get(self.knn_method, p["vanilla"])
         results = []
         for i, row in enumerate(p):
             best = int(row.argmax())
