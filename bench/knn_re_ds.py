@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from knn_re import DATA, DATASETS, WAN
-from knn_re import load as load_wiki80
 
 from common import RESULTS, command, log, machine, row, write_results
+from knn_re import DATA, DATASETS, WAN
+from knn_re import load as load_wiki80
 from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
 from knnie.data.readers import NO_RELATION
 from knnie.distant import DSSummary, Triple, build_ds, iter_documents
@@ -38,8 +38,8 @@ from knnie.encoders import DEFAULT_ENCODER
 from knnie.evaluation.relations import relation_report
 
 SPLIT_SEED = 0
-METHODS = {"vanilla": "vanilla (classifier)", "knn": "kNN-only (λ=1), train memory", "train": "kNN-RE, train memory", "ds": "kNN-RE, DS memory",
-           "mix": "kNN-RE, train + DS memories (α-mix)"}
+METHODS = {"vanilla": "vanilla (classifier)", "knn": "kNN-only (λ=1), train memory",
+           "train": "kNN-RE, train memory", "ds": "kNN-RE, DS memory", "mix": "kNN-RE, train + DS memories (α-mix)"}
 
 
 def key(tokens: list[str]) -> str:
