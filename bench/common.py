@@ -6,18 +6,21 @@ Every results file has "command", "data", "encoder", "seeds", "machine", "reduce
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 RESULTS = Path("bench/results")
+RUNS = Path("bench/.runs")  # finished runs, so an interrupted benchmark resumes where it stopped
 
 
 def log(message: str) -> None:
@@ -51,6 +54,27 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {x['dataset']} | {x['setting']} | {x['method']} | {x['metric']} | {x['mean']:.4g} | "
                      f"{x['std']:.3g} | {x['n']} | {x.get('published', '')} |")
     return lines
+
+
+def cached(runs_dir: Path | None, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`compute()`, or its saved result for the same `key` (everything that defines the run).
+
+    Each finished run is written atomically to runs_dir/<hash of key>.json; a rerun with the
+    same key reads it back instead of training again. Parallel processes may share runs_dir.
+    """
+    if runs_dir is None:
+        return compute()
+    blob = json.dumps(key, sort_keys=True, default=str)
+    path = runs_dir / f"{hashlib.sha1(blob.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        log(f"  reusing the finished run {path}")
+        return json.loads(path.read_text(encoding="utf-8"))["result"]
+    result = compute()
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result}, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return json.loads(json.dumps(result, default=float))
 
 
 def write_results(name: str, report: dict[str, Any], out_dir: Path = RESULTS, extra_md: list[str] = ()) -> None:

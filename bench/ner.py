@@ -18,12 +18,16 @@ Run (from the repository root; datasets are read in place, never copied)
     .venv/bin/python bench/ner.py --conll-fraction 0.01 --dev-limit 50 --test-limit 50 \\
         --weibo-epochs 1 --out-dir /tmp/bench                      # smoke test
 
-Writes ``ner.json`` and ``ner.md`` to ``--out-dir`` (bench/results).
+Writes ``ner.json`` and ``ner.md`` to ``--out-dir`` (bench/results). Each finished run (setting × seed)
+is kept in ``--runs-dir`` (bench/.runs) and reused by a rerun with the same configuration, so an
+interrupted run resumes, and settings can run in parallel processes (``--skip``) before a final
+call without ``--skip`` gathers them into one table.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import time
@@ -33,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import command, log, machine, row, write_results
+from common import RUNS, cached, command, log, machine, row, write_results
 from knnie import EntityRecognizer, TaggedSentence, TrainConfig, read_tagged, train_ner
 from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.evaluation.entities import bio_spans, entity_report, span_scores
@@ -118,6 +122,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fp16", action="store_true", help="fp16 memory keys")
     ap.add_argument("--skip", nargs="*", default=[], choices=["conll", "conll60", "weibo"])
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    ap.add_argument("--runs-dir", type=Path, default=RUNS,
+                    help="finished runs are kept here and reused (resume; split settings over processes)")
+    ap.add_argument("--no-reuse", dest="runs_dir", action="store_const", const=None, help="train every run afresh")
     args = ap.parse_args(argv)
     load = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
@@ -142,7 +149,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in args.seeds:
             log(f"{dataset} / {setting} / {encoder} / seed {seed}: {len(train)} train sentences")
             config = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr, seed=seed)
-            runs.setdefault(key, []).append(run(encoder, train, dev, test, config, args.fp16))
+            run_key = {"bench": "ner", "setting": key, "encoder": encoder, "config": vars(config), "fp16": args.fp16,
+                       "train": len(train), "dev": len(dev), "test": len(test),
+                       "conll_fraction": args.conll_fraction if key != "weibo" else None}
+            runs.setdefault(key, []).append(
+                cached(args.runs_dir, run_key, functools.partial(run, encoder, train, dev, test, config, args.fp16)))
         results = runs[key]
         for method, name in (("vanilla", "vanilla"), ("knn_ner", "kNN-NER")):
             published = f"{PAPER[dataset][method]} (Wang et al. 2022, BERT-base)" if key != "conll60" else ""

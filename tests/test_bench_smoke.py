@@ -64,9 +64,14 @@ def test_ner(tmp_path: Path) -> None:
     import torch
 
     before = torch.get_num_threads()  # the script sets the thread count (default 1) for the whole process
+    args = ["--conll-fraction", "0.005", "--dev-limit", "20", "--test-limit", "20", "--weibo-epochs", "1",
+            "--out-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]
     try:
-        ner.main(["--conll-fraction", "0.005", "--dev-limit", "20", "--test-limit", "20", "--weibo-epochs", "1",
-                  "--out-dir", str(tmp_path)])
+        first = ner.main(args)
+        runs = sorted((tmp_path / "runs").iterdir())
+        again = ner.main(args)  # resumes: every run is read back, none is trained again
     finally:
         torch.set_num_threads(before)
     check_results(tmp_path / "ner.json")
+    assert len(runs) == 3 and sorted((tmp_path / "runs").iterdir()) == runs
+    assert again["rows"] == first["rows"]
