@@ -6,6 +6,7 @@ Every results file has "command", "data", "encoder", "seeds", "machine", "reduce
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -54,6 +55,14 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"| {x['dataset']} | {x['setting']} | {x['method']} | {x['metric']} | {x['mean']:.4g} | "
                      f"{x['std']:.3g} | {x['n']} | {x.get('published', '')} |")
     return lines
+
+
+def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
+    """--runs-dir / --no-reuse: where finished runs are kept for `cached`."""
+    parser.add_argument("--runs-dir", type=Path, default=RUNS,
+                        help="finished runs are kept here and reused (resume; split seeds or settings over processes)")
+    parser.add_argument("--no-reuse", dest="runs_dir", action="store_const", const=None,
+                        help="run everything afresh")
 
 
 def cached(runs_dir: Path | None, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -9,12 +9,14 @@ training relations. Case study: test examples the memory corrects, with their ne
 Run from the repository root, e.g.
     .venv/bin/python bench/knn_re.py --dataset semeval --seeds 0 1 2 --epochs 3
     .venv/bin/python bench/knn_re.py --dataset wiki80-1 --limit 40 --out-dir /tmp/b   # smoke
-Writes bench/results/knn_re_<dataset>.json and .md.
+Writes bench/results/knn_re_<dataset>.json and .md. Each finished seed is kept in bench/.runs
+and reused by a rerun with the same configuration (resume; seeds can run in parallel processes).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import time
 from collections import Counter
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from common import RESULTS, command, log, machine, row, write_results
+from common import RESULTS, add_runs_arguments, cached, command, log, machine, row, write_results
 from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
 from knnie.encoders import DEFAULT_ENCODER
 from knnie.evaluation.relations import relation_report
@@ -146,10 +148,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--limit", type=int, default=None, help="seeded sample of N per split (smoke tests)")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
+    add_runs_arguments(p)
     args = p.parse_args(argv)
     ds = DATASETS[args.dataset]
     train_set, dev_set, test_set = load(ds, args.limit)
-    runs = [run_seed(seed, train_set, dev_set, test_set, args) for seed in args.seeds]
+    key = {"bench": "knn_re", "dataset": args.dataset, "epochs": args.epochs, "lr": args.lr, "limit": args.limit,
+           "sizes": [len(train_set), len(dev_set), len(test_set)]}
+    runs = [cached(args.runs_dir, key | {"seed": seed},
+                   functools.partial(run_seed, seed, train_set, dev_set, test_set, args)) for seed in args.seeds]
     rows, tail, md = summarise(ds, runs, train_set, args)
     reduced = [f"{args.epochs} epoch(s)"] + ([f"seeded sample of {args.limit} per split"] if args.limit else [])
     report = {

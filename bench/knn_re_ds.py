@@ -14,12 +14,14 @@ Rows: vanilla, kNN-only (λ = 1, train memory), kNN-RE with the train memory, wi
 settings (k, T, λ, kernel, α) chosen on dev; the same trained model per seed for all rows.
 
 Run: .venv/bin/python bench/knn_re_ds.py --setting fewrel-pubmed --seeds 0 1 2
-Writes bench/results/knn_re_ds_<setting>.json and .md.
+Writes bench/results/knn_re_ds_<setting>.json and .md. Each finished seed is kept in
+bench/.runs and reused by a rerun with the same configuration (resume; parallel seeds).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import tempfile
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from common import RESULTS, command, log, machine, row, write_results
+from common import RESULTS, add_runs_arguments, cached, command, log, machine, row, write_results
 from knn_re import DATA, DATASETS, WAN
 from knn_re import load as load_wiki80
 from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--limit", type=int, default=None, help="first N per split (smoke tests)")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
+    add_runs_arguments(p)
     args = p.parse_args(argv)
     loaded = fewrel_pubmed(args.limit) if args.setting == "fewrel-pubmed" else wiki80(args.setting, args.limit)
     train_set, dev_set, test_set, triples, raw = loaded
@@ -133,7 +136,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         ds_set, summary, dropped = build_ds_examples(triples, raw, held_out, Path(tmp))
     log(f"{len(ds_set)} DS examples from {summary.sentences} sentences ({dropped} raw sentences in dev/test dropped)")
-    runs = [run_seed(s, train_set, dev_set, test_set, ds_set, args) for s in args.seeds]
+    run_key = {"bench": "knn_re_ds", "setting": args.setting, "epochs": args.epochs, "lr": args.lr,
+               "limit": args.limit, "sizes": [len(train_set), len(dev_set), len(test_set), len(ds_set)]}
+    runs = [cached(args.runs_dir, run_key | {"seed": s},
+                   functools.partial(run_seed, s, train_set, dev_set, test_set, ds_set, args)) for s in args.seeds]
     name = {"fewrel-pubmed": "FewRel-PubMed", "wiki80-1": "Wiki80 1%", "wiki80-10": "Wiki80 10%"}[args.setting]
     memory = "DS memory" if args.setting == "fewrel-pubmed" else "KB-matched memory (10 % KB, not hand-labelled)"
     setting = f"train {len(train_set)}, {memory}: {len(ds_set)} examples; {args.epochs} epochs"

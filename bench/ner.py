@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import RUNS, cached, command, log, machine, row, write_results
+from common import add_runs_arguments, cached, command, log, machine, row, write_results
 from knnie import EntityRecognizer, TaggedSentence, TrainConfig, read_tagged, train_ner
 from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.evaluation.entities import bio_spans, entity_report, span_scores
@@ -122,9 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fp16", action="store_true", help="fp16 memory keys")
     ap.add_argument("--skip", nargs="*", default=[], choices=["conll", "conll60", "weibo"])
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
-    ap.add_argument("--runs-dir", type=Path, default=RUNS,
-                    help="finished runs are kept here and reused (resume; split settings over processes)")
-    ap.add_argument("--no-reuse", dest="runs_dir", action="store_const", const=None, help="train every run afresh")
+    add_runs_arguments(ap)
     args = ap.parse_args(argv)
     load = os.getloadavg()[0]
     torch.set_num_threads(args.threads)

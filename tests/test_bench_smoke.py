@@ -40,7 +40,8 @@ def test_tuning_speed(tmp_path: Path) -> None:
 def test_knn_re(tmp_path: Path) -> None:
     import knn_re
 
-    knn_re.main(["--dataset", "semeval", "--limit", "40", "--seeds", "0", "--epochs", "1", "--out-dir", str(tmp_path)])
+    knn_re.main(["--dataset", "semeval", "--limit", "40", "--seeds", "0", "--epochs", "1", "--out-dir", str(tmp_path),
+                 "--no-reuse"])
     check_results(tmp_path / "knn_re_semeval.json")
 
 
@@ -48,7 +49,7 @@ def test_knn_re_ds(tmp_path: Path) -> None:
     import knn_re_ds
 
     knn_re_ds.main(["--setting", "fewrel-pubmed", "--limit", "30", "--seeds", "0", "--epochs", "1",
-                    "--out-dir", str(tmp_path)])
+                    "--out-dir", str(tmp_path), "--no-reuse"])
     check_results(tmp_path / "knn_re_ds_fewrel-pubmed.json")
 
 
