@@ -70,20 +70,25 @@ def cached(runs_dir: Path | None, key: dict[str, Any], compute: Callable[[], dic
 
     Each finished run is written atomically to runs_dir/<hash of key>.json; a rerun with the
     same key reads it back instead of training again. Parallel processes may share runs_dir.
+    The result gains "seconds" (the compute time, None if unknown) and "reused" (read back).
     """
-    if runs_dir is None:
-        return compute()
-    blob = json.dumps(key, sort_keys=True, default=str)
-    path = runs_dir / f"{hashlib.sha1(blob.encode()).hexdigest()[:16]}.json"
-    if path.exists():
-        log(f"  reusing the finished run {path}")
-        return json.loads(path.read_text(encoding="utf-8"))["result"]
-    result = compute()
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, default=float) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return json.loads(json.dumps(result, default=float))
+    path = None
+    if runs_dir is not None:
+        blob = json.dumps(key, sort_keys=True, default=str)
+        path = runs_dir / f"{hashlib.sha1(blob.encode()).hexdigest()[:16]}.json"
+        if path.exists():
+            log(f"  reusing the finished run {path}")
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            return saved["result"] | {"seconds": saved.get("seconds"), "reused": True}
+    start = time.perf_counter()
+    result = json.loads(json.dumps(compute(), default=float))
+    seconds = round(time.perf_counter() - start, 1)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "result": result, "seconds": seconds}) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    return result | {"seconds": seconds, "reused": False}
 
 
 def write_results(name: str, report: dict[str, Any], out_dir: Path = RESULTS, extra_md: list[str] = ()) -> None:

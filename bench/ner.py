@@ -183,11 +183,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "data": {"CoNLL-2003": str(conll), "Weibo": str(weibo / "{train,dev,test}.txt")},
         "encoder": {"CoNLL-2003": DEFAULT_ENCODER, "Weibo": "char-bilstm (trained from scratch)"},
         "seeds": args.seeds, "machine": machine(), "reduced": reduced, "rows": rows,
-        "runs": {k: [{"history": r["history"], "tuned": r["tuned"], "speed": r["speed"]} for r in v]
+        "runs": {k: [{key: r[key] for key in ("history", "tuned", "speed", "seconds", "reused")} for r in v]
                  for k, v in runs.items()},
         "wall_seconds": round(time.time() - started),
     }
-    write_results("ner", report, args.out_dir, [f"wall time: {report['wall_seconds']} s"])
+    every = [r for v in runs.values() for r in v]
+    reused = sum(r["reused"] for r in every)
+    write_results("ner", report, args.out_dir, [
+        f"wall time of this call: {report['wall_seconds']} s; {reused} of {len(every)} runs read back from "
+        f"{args.runs_dir} (finished by earlier or parallel calls; per-run seconds in the JSON where known)"])
     return report
 
 
