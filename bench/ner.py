@@ -14,7 +14,7 @@ What it measures (entity micro-F1, seqeval's definition, on test; k, T, λ, kern
 
 Run (from the repository root; datasets are read in place, never copied)
     .venv/bin/python bench/ner.py                                   # the reduced configuration
-    .venv/bin/python bench/ner.py --conll-fraction 1 --epochs 3 --weibo-epochs 30 --seeds 1 2 3
+    .venv/bin/python bench/ner.py --conll-fraction 1 --epochs 1 --dev-limit 3250 --weibo-epochs 30 --seeds 1 2 3
     .venv/bin/python bench/ner.py --conll-fraction 0.01 --dev-limit 50 --test-limit 50 \\
         --weibo-epochs 1 --out-dir /tmp/bench                      # smoke test
 
@@ -131,9 +131,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[str, list[dict]] = {}
     conll = args.data / "conll2003"
     weibo = args.data / "weibo"
-    c_train = subset(read_tagged(conll / "train.txt"), args.conll_fraction)
-    c_dev = subset(read_tagged(conll / "dev.txt"), limit=args.dev_limit)
-    c_test = subset(read_tagged(conll / "test.txt"), limit=args.test_limit)
+    full = {s: read_tagged(conll / f"{s}.txt") for s in ("train", "dev", "test")}
+    c_train = subset(full["train"], args.conll_fraction)
+    c_dev = subset(full["dev"], limit=args.dev_limit)
+    c_test = subset(full["test"], limit=args.test_limit)
     w_train, w_dev, w_test = (read_tagged(weibo / f"{s}.txt") for s in ("train", "dev", "test"))
     settings = {
         "conll": ("CoNLL-2003", "100% train", DEFAULT_ENCODER, c_train, c_dev, c_test, args.epochs, args.lr),
@@ -170,10 +171,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append(row(dataset, setting, name, metric, [r["speed"][vals] for r in results]))
             rows.append(row(dataset, setting, "kNN-NER / vanilla", "speed ratio",
                             [r["speed"]["knn_ner_wps"] / r["speed"]["vanilla_wps"] for r in results]))
+    n_train, n_dev, n_test = (len(full[s]) for s in ("train", "dev", "test"))
+    part = lambda used, n, what: f"all {n} {what}" if used == n else f"{used} of {n} {what} (seeded subset)"  # noqa: E731
     reduced = [
-        f"CoNLL-2003: seeded {args.conll_fraction:.0%} of train ({len(c_train)} of 14,041 sentences) is '100%', "
-        f"'60%' is 60% of that; {args.epochs} epoch(s) of MiniLM (lr {args.lr}); dev cut to {len(c_dev)} sentences "
-        f"(best epoch, tuning); test {len(c_test)} sentences",
+        f"CoNLL-2003: '100%' = {part(len(c_train), n_train, 'train sentences')}, '60%' = a seeded 60% of that; "
+        f"{args.epochs} epoch(s) of MiniLM (lr {args.lr}); dev: {part(len(c_dev), n_dev, 'sentences')} "
+        f"(best epoch, tuning); test: {part(len(c_test), n_test, 'sentences')}",
         f"Weibo: char-BiLSTM (128-d embeddings, 2×128 LSTM) {args.weibo_epochs} epochs",
         f"{len(args.seeds)} seed(s); torch {torch.__version__} with {args.threads} thread(s) on a shared machine "
         f"(load average {load:.1f} at start)",
