@@ -60,7 +60,8 @@ def rows_table(rows: list[dict[str, Any]]) -> list[str]:
 def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
     """--runs-dir / --no-reuse: where finished runs are kept for `cached`."""
     parser.add_argument("--runs-dir", type=Path, default=RUNS,
-                        help="finished runs are kept here and reused (resume; split seeds or settings over processes)")
+                        help="finished runs are kept here and reused (resume; split seeds or settings over "
+                             "processes); the key is the run's configuration, not the code: empty it after a change")
     parser.add_argument("--no-reuse", dest="runs_dir", action="store_const", const=None,
                         help="run everything afresh")
 
@@ -70,6 +71,7 @@ def cached(runs_dir: Path | None, key: dict[str, Any], compute: Callable[[], dic
 
     Each finished run is written atomically to runs_dir/<hash of key>.json; a rerun with the
     same key reads it back instead of training again. Parallel processes may share runs_dir.
+    The key does not cover the code: after changing what a run computes, empty runs_dir.
     The result gains "seconds" (the compute time, None if unknown) and "reused" (read back).
     """
     path = None

@@ -60,6 +60,11 @@ def subset(sentences: list[TaggedSentence], fraction: float | None = None, limit
     return [sentences[i] for i in keep]
 
 
+def share(used: list, whole: list) -> str:
+    """'all N' or 'n of N (seeded subset)', for the reductions line."""
+    return f"all {len(whole)}" if len(used) == len(whole) else f"{len(used)} of {len(whole)} (seeded subset)"
+
+
 def surfaces(sentences: list[TaggedSentence]) -> set[str]:
     return {" ".join(s.tokens[a:b]) for s in sentences for a, b, _ in bio_spans(s.tags)}
 
@@ -148,8 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed in args.seeds:
             log(f"{dataset} / {setting} / {encoder} / seed {seed}: {len(train)} train sentences")
             config = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr, seed=seed)
-            run_key = {"bench": "ner", "setting": key, "encoder": encoder, "config": vars(config), "fp16": args.fp16,
-                       "train": len(train), "dev": len(dev), "test": len(test),
+            run_key = {"bench": "ner", "data": str(args.data), "setting": key, "encoder": encoder,
+                       "config": vars(config), "fp16": args.fp16, "sizes": [len(train), len(dev), len(test)],
                        "conll_fraction": args.conll_fraction if key != "weibo" else None}
             runs.setdefault(key, []).append(
                 cached(args.runs_dir, run_key, functools.partial(run, encoder, train, dev, test, config, args.fp16)))
@@ -171,12 +176,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append(row(dataset, setting, name, metric, [r["speed"][vals] for r in results]))
             rows.append(row(dataset, setting, "kNN-NER / vanilla", "speed ratio",
                             [r["speed"]["knn_ner_wps"] / r["speed"]["vanilla_wps"] for r in results]))
-    n_train, n_dev, n_test = (len(full[s]) for s in ("train", "dev", "test"))
-    part = lambda used, n, what: f"all {n} {what}" if used == n else f"{used} of {n} {what} (seeded subset)"  # noqa: E731
     reduced = [
-        f"CoNLL-2003: '100%' = {part(len(c_train), n_train, 'train sentences')}, '60%' = a seeded 60% of that; "
-        f"{args.epochs} epoch(s) of MiniLM (lr {args.lr}); dev: {part(len(c_dev), n_dev, 'sentences')} "
-        f"(best epoch, tuning); test: {part(len(c_test), n_test, 'sentences')}",
+        f"CoNLL-2003: '100%' = {share(c_train, full['train'])} train sentences, '60%' = a seeded 60% of that; "
+        f"{args.epochs} epoch(s) of MiniLM (lr {args.lr}); dev: {share(c_dev, full['dev'])} sentences "
+        f"(best epoch, tuning); test: {share(c_test, full['test'])} sentences",
         f"Weibo: char-BiLSTM (128-d embeddings, 2×128 LSTM) {args.weibo_epochs} epochs",
         f"{len(args.seeds)} seed(s); torch {torch.__version__} with {args.threads} thread(s) on a shared machine "
         f"(load average {load:.1f} at start)",
