@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "data": {"CoNLL-2003": str(conll), "Weibo": str(weibo / "{train,dev,test}.txt")},
         "encoder": {"CoNLL-2003": DEFAULT_ENCODER, "Weibo": "char-bilstm (trained from scratch)"},
         "seeds": args.seeds, "machine": machine(), "reduced": reduced, "rows": rows,
-        "runs": {k: [{key: r[key] for key in ("history", "tuned", "speed", "seconds", "reused")} for r in v]
+        "runs": {k: [{f: r[f] for f in ("history", "tuned", "speed", "seconds", "reused")} for r in v]
                  for k, v in runs.items()},
         "wall_seconds": round(time.time() - started),
     }
