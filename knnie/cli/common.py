@@ -67,9 +67,10 @@ def build_memory(front: MemoryAugmentedModel, model_dir: Path, examples: list[An
     """Build memory `name` of `examples` with a loaded model and save it in its directory;
     `keys` says what a key is ("keys", "word keys"), `tune_command` what to run next."""
     memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True)
-    memory.save(model_dir / "memories" / name)
+    front.attach_memory(name, memory)
+    saved = front.save_memory(model_dir, name)
     console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({index}"
-                  f"{', fp16' if fp16 else ''}) saved in {model_dir / 'memories' / name}; "
+                  f"{', fp16' if fp16 else ''}) saved in {saved}; "
                   f"run `{tune_command}` to choose k, T and λ", highlight=False)
 
 

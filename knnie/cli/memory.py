@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from knnie.cli.common import build_memory, command, load_relations
-from knnie.cli.options import BatchSize, Fp16, Index
+from knnie.cli.options import BatchSize, Fp16, Index, MemoryName
 from knnie.tasks.re import RelationExtractor
 
 app = typer.Typer(help="Build the memories a model consults at prediction time.", no_args_is_help=True)
@@ -18,7 +18,7 @@ app = typer.Typer(help="Build the memories a model consults at prediction time."
 def build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie train`."),
     data: Path = typer.Option(..., help="Labelled examples to remember (training data, DS data, ...)."),
-    name: str = typer.Option("train", help="Memory name, e.g. train or ds."),
+    name: MemoryName = "train",
     index: Index = "flat",
     fp16: Fp16 = False,
     batch_size: BatchSize = 64,

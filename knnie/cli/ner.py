@@ -8,12 +8,25 @@ import typer
 from rich.table import Table
 
 from knnie.cli.common import METHODS, build_memory, command, console, out, print_tune_table, save_training
-from knnie.cli.options import BatchSize, Epochs, Fp16, HeadLr, Index, OutDir, ReportJson, Seed, TunedModelDir
+from knnie.cli.options import (
+    BatchSize,
+    Epochs,
+    Fp16,
+    HeadLr,
+    Index,
+    MemoryName,
+    OutDir,
+    Overwrite,
+    ReportJson,
+    Seed,
+    TunedModelDir,
+)
 from knnie.data.schema import TaggedSentence
 from knnie.data.tagged import read_sentences, read_tagged
 from knnie.encoders import DEFAULT_ENCODER
 from knnie.encoders.words import CHAR_BILSTM
 from knnie.io import write_json, write_jsonl
+from knnie.tasks.model_dir import check_target
 from knnie.tasks.ner import EntityRecognizer, tag_set, train_ner
 from knnie.tasks.training import TrainConfig
 
@@ -43,8 +56,10 @@ def train_command(
     head_lr: HeadLr = 1e-3,
     seed: Seed = 42,
     max_length: int = typer.Option(256, help="Sub-token limit; longer sentences are split into windows."),
+    overwrite: Overwrite = False,
 ) -> None:
     """Fine-tune a token classifier (tag on each word's first sub-token)."""
+    check_target(out_dir, overwrite)
     train_set = load_tagged(train_path, "train")
     dev_set = load_tagged(dev_path, "dev")
     tags = tag_set(train_set + dev_set)
@@ -52,7 +67,7 @@ def train_command(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, head_lr=head_lr, seed=seed,
                          lr=lr if lr is not None else (2e-3 if encoder == CHAR_BILSTM else 5e-5))
     history = train_ner(recognizer, train_set, dev_set, config, show_progress=True)
-    recognizer.save_pretrained(out_dir)
+    recognizer.save_pretrained(out_dir, overwrite)
     save_training(out_dir, config, history, train_path, dev_path, f"{len(tags)} tags", "entity F1")
 
 
@@ -61,7 +76,7 @@ def train_command(
 def memory_build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie ner train`."),
     data: Path = typer.Option(..., help="Tagged sentences whose words to remember (usually the training set)."),
-    name: str = typer.Option("train", help="Memory name."),
+    name: MemoryName = "train",
     index: Index = "flat",
     fp16: Fp16 = False,
     batch_size: BatchSize = 64,

