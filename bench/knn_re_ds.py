@@ -120,6 +120,11 @@ def run_seed(seed: int, train_set, dev_set, test_set, ds_set, args) -> dict[str,
     return {"seed": seed, "tuned": tuned, "test_micro_f1": {m: r["micro_f1"] for m, r in reports.items()}}
 
 
+def mix_alpha(mix: dict) -> float:
+    """α, the weight of the train memory in the tuned mix (runs cached before N-memory mixing stored it as alpha)."""
+    return mix["alpha"] if "alpha" in mix else mix.get("weights", {}).get("train", np.nan)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setting", choices=["fewrel-pubmed", "wiki80-1", "wiki80-10"], required=True)
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "per_relation": dict(summary.per_relation), "ambiguous_skipped": summary.skipped_ambiguous,
                "duplicates": summary.duplicates, **agreement(ds_set, train_set)},
         "rows": rows, "per_seed": runs,
-        "mean_alpha": float(np.mean([r["tuned"].get("mix", {}).get("alpha", np.nan) for r in runs])),
+        "mean_alpha": float(np.mean([mix_alpha(r["tuned"].get("mix", {})) for r in runs])),
     }
     write_results(report["name"], report, args.out_dir, [f"DS build: {json.dumps(report['ds'])}", "", *notes])
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from knnie.memory.knn import interpolate, knn_probs
+from knnie.memory.knn import KERNELS, interpolate, knn_probs
 
 # 2 queries × 3 neighbours, 3 labels
 DIST = np.array([[1.0, 2.0, 4.0], [0.0, 1.0, 1.0]])
@@ -79,3 +79,15 @@ def test_interpolation_with_an_array_of_lambdas_stacks_one_distribution_per_lamb
 def test_unknown_kernel_is_refused():
     with pytest.raises(ValueError, match="unknown kernel 'cosine'"):
         knn_probs(DIST, LABELS, 3, 1.0, "cosine")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_neighbours_an_index_could_not_find_get_no_weight_and_no_nan(kernel):
+    """An approximate index may return fewer than k hits (distance inf): they count for nothing,
+    and a query with no hit at all gets p_kNN = 0 rather than NaN."""
+    dist = np.array([[1.0, 2.0, np.inf], [np.inf, np.inf, np.inf]])
+    labels = np.array([[0, 1, 2], [0, 0, 0]])
+    p = knn_probs(dist, labels, 3, 1.0, kernel)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p[0], knn_probs(dist[:1, :2], labels[:1, :2], 3, 1.0, kernel)[0])
+    np.testing.assert_array_equal(p[1], [0.0, 0.0, 0.0])

@@ -49,19 +49,68 @@ def test_queries_of_the_wrong_dimension_are_refused():
         random_memory().search(np.zeros((2, 8), np.float32), 3)
 
 
-def test_memory_of_another_model_is_refused():
+def test_memory_of_another_representation_is_refused():
     memory = random_memory(fingerprint="aaaa")
-    memory.check_compatible("aaaa", LABELS)  # the right model: accepted
+    memory.check_compatible("aaaa")  # the right representation: accepted, whatever the labels
     with pytest.raises(IncompatibleArtefactError, match=r"fingerprint aaaa.*bbbb"):
-        memory.check_compatible("bbbb", LABELS)
+        memory.check_compatible("bbbb")
 
 
-def test_memory_with_other_labels_is_refused():
-    memory = random_memory(fingerprint="aaaa")
-    with pytest.raises(IncompatibleArtefactError, match="label sets differ"):
-        memory.check_compatible("aaaa", LABELS[::-1])  # same names, another order: ids would mean other labels
-    with pytest.raises(IncompatibleArtefactError, match="label sets differ"):
-        memory.check_compatible("aaaa", LABELS[:-1])
+def test_add_then_remove_restores_search_exactly():
+    memory = random_memory(n=200)
+    before = memory.search(queries(), 10)
+    keys, _ = clustered(50, seed=3)
+    memory.add(keys + 0.01, ["new label"] * 50, [{"id": i} for i in range(50)], source="user.jsonl")
+
+    assert len(memory) == 250 and memory.labels[-1] == "new label" and memory.sources == ["default", "user.jsonl"]
+    dist, ids = memory.search(keys[:5], 1)
+    assert list(memory.entry_labels(ids[:, 0])) == ["new label"] * 5  # each added key is its own nearest
+    assert memory.remove("user.jsonl") == 50
+    after = memory.search(queries(), 10)
+    np.testing.assert_array_equal(after[1], before[1])
+    np.testing.assert_array_equal(after[0], before[0])
+    with pytest.raises(KnnieError, match="no source 'user.jsonl'"):
+        memory.remove("user.jsonl")
+    with pytest.raises(KnnieError, match="leave the memory empty"):
+        memory.remove("default")
+
+
+def test_merge_of_shards_equals_the_memory_built_at_once(tmp_path):
+    keys, values = clustered(300, seed=1)
+    whole = random_memory(n=300)
+    shards = [Memory(keys[i : i + 100], values[i : i + 100], whole.records[i : i + 100], LABELS, "fp-test",
+                     source=f"shard{i // 100}") for i in range(0, 300, 100)]
+    merged = Memory.merge(shards)
+
+    np.testing.assert_array_equal(merged.keys, whole.keys)
+    assert list(merged.entry_labels(np.arange(300))) == list(whole.entry_labels(np.arange(300)))
+    assert merged.sources == ["shard0", "shard1", "shard2"]
+    assert_same_search(merged, whole)
+    merged.save(tmp_path / "m")
+    assert Memory.load(tmp_path / "m").sources == merged.sources
+    with pytest.raises(IncompatibleArtefactError, match="different fingerprint"):
+        Memory.merge([whole, random_memory(fingerprint="other")])
+
+
+def test_labels_are_joined_by_name_when_merging():
+    a = Memory.from_labels(np.eye(3, dtype=np.float32), ["x", "y", "x"], [{}] * 3, "fp")
+    b = Memory.from_labels(np.eye(3, dtype=np.float32)[::-1], ["z", "x", "z"], [{}] * 3, "fp")
+    merged = Memory.merge([a, b])
+    assert merged.labels == ["x", "y", "z"]
+    assert list(merged.entry_labels(np.arange(6))) == ["x", "y", "x", "z", "x", "z"]
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw"])
+def test_cosine_and_l2_memories_agree_on_normalised_keys(index):
+    keys, values = clustered(300, seed=1)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    q = queries() / np.linalg.norm(queries(), axis=1, keepdims=True)
+    l2 = Memory(keys, values, [{}] * 300, LABELS, "fp", index=index)
+    cosine = Memory(keys * 3.0, values, [{}] * 300, LABELS, "fp", index=index, metric="cosine")  # scale is ignored
+
+    (d_l2, i_l2), (d_cos, i_cos) = l2.search(q, 8), cosine.search(q * 0.5, 8)
+    np.testing.assert_array_equal(i_l2, i_cos)
+    np.testing.assert_allclose(d_l2, d_cos, atol=1e-5)
 
 
 @pytest.mark.parametrize(("index", "name"), [("flat", "keys.safetensors"), ("ivf", "keys.safetensors"),

@@ -85,3 +85,6 @@ def print_tune_table(report: dict[str, Any], metric: str, method: str) -> None:
         table.add_row(name, str(p["k"]), f"{p['temperature']:.4g}", f"{p['lam']:.1f}", p["kernel"],
                       f"{r['dev_f1']:.4f}", f"{r['knn_only_dev_f1']:.4f}")
     out.print(table)
+    if "mix" in report:
+        terms = " + ".join(f"{w:.1f}·p({name})" for name, w in report["mix"]["weights"].items())
+        out.print(f"memories mixed as p = {terms}: dev F1 {report['mix']['dev_f1']:.4f}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from knnie.cli.common import command, load_relations, out, print_tune_table
+from knnie.cli.common import command, load_relations, print_tune_table
 from knnie.cli.options import BatchSize, TunedModelDir
 from knnie.tasks.re import RelationExtractor
 
@@ -22,7 +22,3 @@ def tune_command(
     report = extractor.tune(load_relations(dev, "dev"), batch_size, show_progress=True)
     extractor.save_config(model_dir)
     print_tune_table(report, "micro-F1", "knn_re")
-    if "mix" in report:
-        m = report["mix"]
-        out.print(f"α = {m['alpha']:.1f} for p = α·p({m['memories'][0]}) + (1 − α)·p({m['memories'][1]}): "
-                  f"dev F1 {m['dev_f1']:.4f}")

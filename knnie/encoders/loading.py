@@ -48,9 +48,10 @@ def load_encoder(name_or_path: str | Path = DEFAULT_ENCODER):
     return AutoModel.from_pretrained(path), tokenizer
 
 
-def fingerprint(module: torch.nn.Module) -> str:
-    """A short hash of a module's weights: memories remember which model made their keys."""
-    h = hashlib.sha256()
+def fingerprint(module: torch.nn.Module, extra: str = "") -> str:
+    """A short hash of a module's weights (and of `extra`, e.g. how vectors are pooled):
+    memories remember which representation made their keys."""
+    h = hashlib.sha256(extra.encode())
     for name, tensor in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())

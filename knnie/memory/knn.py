@@ -19,12 +19,18 @@ KERNELS = ("plain", "rbf")
 
 
 def kernel_distances(distances: np.ndarray, kernel: str) -> np.ndarray:
-    """Distances (n, k) as the kernel sees them, before the temperature."""
+    """Distances (n, k) as the kernel sees them, before the temperature. A neighbour an
+    approximate index could not find has distance inf: it stays inf (weight 0) and is left out
+    of the rbf variance."""
     d = distances.astype(np.float64)
     if kernel == "plain":
         return d
     if kernel == "rbf":
-        return d / (2.0 * d.var(axis=1, keepdims=True) + 1e-8)
+        found = np.isfinite(d)
+        n = np.maximum(found.sum(axis=1, keepdims=True), 1)
+        mean = np.where(found, d, 0.0).sum(axis=1, keepdims=True) / n
+        var = np.where(found, (d - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / n
+        return d / (2.0 * var + 1e-8)
     raise ValueError(f"unknown kernel '{kernel}'; choose one of {KERNELS}")
 
 
@@ -36,10 +42,12 @@ def knn_probs(distances: np.ndarray, neighbour_labels: np.ndarray, n_labels: int
 
 def knn_from_kernel_distances(kd: np.ndarray, neighbour_labels: np.ndarray, n_labels: int,
                               temperature: float) -> np.ndarray:
-    """p_kNN from distances already transformed by the kernel (the tuner reuses these)."""
+    """p_kNN from distances already transformed by the kernel (the tuner reuses these); a query
+    with no neighbour found at all gets p_kNN = 0 (no evidence), never NaN."""
     logits = -kd / temperature
-    w = np.exp(logits - logits.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
+    top = logits.max(axis=1, keepdims=True)
+    w = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
+    w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
     n = kd.shape[0]
     flat = (np.arange(n)[:, None] * n_labels + neighbour_labels).ravel()
     return np.bincount(flat, weights=w.ravel(), minlength=n * n_labels).reshape(n, n_labels)

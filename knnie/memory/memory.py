@@ -1,10 +1,15 @@
 """One memory class for every task: vectors (keys) → labels (values), and the examples
 behind them so that each prediction can show its neighbours.
 
+A memory owns its label vocabulary (values index `memory.labels`, which may hold labels a
+classifier head has never seen), its metric (`l2`, or `cosine` on normalised keys) and the
+provenance of every entry (a source name: "train", "ds", a file the user added). It grows
+with `add`, shrinks with `remove(source)`, and shards combine with `Memory.merge`.
+
 A saved memory is a directory::
 
-    memory.json        config: labels, model fingerprint, index kind, sizes, checksums
-    keys.safetensors   keys (float32 or float16) and values (int64)
+    memory.json        config: labels, sources, metric, representation fingerprint, index kind, sizes, checksums
+    keys.safetensors   keys (float32 or float16), values (int64) and source ids (int32)
     records.jsonl      one JSON record per key (the example it came from)
     index.faiss        only for ivf/hnsw indexes, whose structure is costly to rebuild
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,8 @@ from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.io import atomic_dir, file_digest, read_json, read_safetensors, recover, verify_files
 
 INDEXES = ("flat", "ivf", "hnsw")
-FORMAT_VERSION = 2  # 2: checksums required, only listed files read
+METRICS = ("l2", "cosine")
+FORMAT_VERSION = 2  # 2: own labels, metric and sources; checksums required, only listed files read
 REQUIRED_FILES = ("keys.safetensors", "records.jsonl")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 IVF_TRAIN_PER_LIST = 64  # k-means training points per IVF list
@@ -32,8 +39,10 @@ IVF_TRAIN_PER_LIST = 64  # k-means training points per IVF list
 
 @dataclass
 class MemoryConfig:
-    labels: list[str]
-    fingerprint: str  # of the model whose vectors are the keys
+    labels: list[str]  # the memory's label vocabulary: values index it
+    fingerprint: str  # of the representation (encoder + pooling) whose vectors are the keys
+    metric: str = "l2"
+    sources: list[str] = field(default_factory=list)  # source names: source ids index it
     index: str = "flat"
     fp16: bool = False
     dim: int = 0
@@ -54,22 +63,50 @@ def check_name(name: str) -> str:
 
 
 class Memory:
-    """Labelled vectors with a FAISS index for exact or approximate L2 search."""
+    """Labelled vectors with a FAISS index for exact or approximate nearest-neighbour search.
+
+    `values` are ids into `labels`; every entry comes from the source `source` (more are
+    added with `add`). Distances are squared L2; for the `cosine` metric keys and queries are
+    normalised, so the distance is 2 − 2·cos and the two metrics agree on normalised keys."""
 
     def __init__(self, keys: np.ndarray, values: np.ndarray, records: list[dict[str, Any]],
-                 labels: list[str], fingerprint: str, index: str = "flat", fp16: bool = False) -> None:
+                 labels: Sequence[str], fingerprint: str, index: str = "flat", fp16: bool = False,
+                 metric: str = "l2", source: str = "default") -> None:
         if index not in INDEXES:
             raise KnnieError(f"unknown index '{index}'; choose one of {INDEXES}")
+        if metric not in METRICS:
+            raise KnnieError(f"unknown metric '{metric}'; choose one of {METRICS}")
         if len(keys) == 0:
             raise KnnieError("cannot build an empty memory: the data gave no examples")
+        self.config = MemoryConfig(labels=list(labels), fingerprint=fingerprint, metric=metric, sources=[source],
+                                   index=index, fp16=fp16, dim=int(keys.shape[1]), size=len(keys))
+        self.keys, self.values, self.records = self._checked(keys, values, records)
+        self.source_ids = np.zeros(len(self.values), dtype=np.int32)
+        self._index = None
+
+    @classmethod
+    def from_labels(cls, keys: np.ndarray, labels: Sequence[str], records: list[dict[str, Any]], fingerprint: str,
+                    **kwargs: Any) -> Memory:
+        """A memory from one label name per key; its vocabulary is the sorted set of names."""
+        vocab = sorted(set(labels))
+        ids = {label: i for i, label in enumerate(vocab)}
+        return cls(keys, np.array([ids[label] for label in labels], dtype=np.int64), records, vocab, fingerprint,
+                   **kwargs)
+
+    def _checked(self, keys: np.ndarray, values: np.ndarray, records: list[dict[str, Any]]
+                 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Keys in the stored dtype (normalised for cosine), values checked against the vocabulary."""
+        keys = np.asarray(keys, dtype=np.float32)
+        if keys.ndim != 2 or keys.shape[1] != self.config.dim:
+            raise KnnieError(f"keys have shape {keys.shape}; this memory holds {self.config.dim}-d keys")
+        values = np.asarray(values, dtype=np.int64)
         if not (len(keys) == len(values) == len(records)):
             raise KnnieError(f"{len(keys)} keys, {len(values)} values and {len(records)} records differ in number")
-        self.keys = np.ascontiguousarray(keys, dtype=np.float16 if fp16 else np.float32)
-        self.values = np.asarray(values, dtype=np.int64)
-        self.records = records
-        self.config = MemoryConfig(labels=list(labels), fingerprint=fingerprint, index=index, fp16=fp16,
-                                   dim=int(keys.shape[1]), size=len(keys))
-        self._index = None
+        if len(values) and (values.min() < 0 or values.max() >= len(self.labels)):
+            raise KnnieError(f"values must index the memory's {len(self.labels)} labels")
+        if self.config.metric == "cosine":
+            keys = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(keys, dtype=np.float16 if self.config.fp16 else np.float32), values, list(records)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -77,6 +114,77 @@ class Memory:
     @property
     def labels(self) -> list[str]:
         return self.config.labels
+
+    @property
+    def sources(self) -> list[str]:
+        return self.config.sources
+
+    def entry_labels(self, ids: np.ndarray) -> np.ndarray:
+        """The label names of entries `ids` (any shape)."""
+        return np.asarray(self.labels, dtype=object)[self.values[ids]]
+
+    # -- growing and shrinking -------------------------------------------------------------
+    def add(self, keys: np.ndarray, labels: Sequence[str], records: list[dict[str, Any]], source: str) -> None:
+        """Append entries labelled by name; a label the memory has not seen joins its vocabulary."""
+        if len(keys) == 0:
+            raise KnnieError("nothing to add: no keys given")
+        index = {label: i for i, label in enumerate(self.labels)}
+        for label in labels:
+            if label not in index:
+                index[label] = len(self.labels)
+                self.labels.append(label)
+        keys, values, records = self._checked(keys, [index[label] for label in labels], records)
+        if source not in self.sources:
+            self.sources.append(source)
+        self.keys = np.concatenate([self.keys, keys])
+        self.values = np.concatenate([self.values, values])
+        self.records = self.records + records
+        self.source_ids = np.concatenate([self.source_ids, np.full(len(values), self.sources.index(source), np.int32)])
+        self.config.size = len(self.values)
+        if self._index is not None:
+            self._index.add(self.keys[-len(values):].astype(np.float32))
+
+    def remove(self, source: str) -> int:
+        """Drop every entry of `source`; returns how many. The index is rebuilt from what is left,
+        exactly as it would be built from those entries alone."""
+        if source not in self.sources:
+            raise KnnieError(f"no source '{source}' in this memory (its sources: {', '.join(self.sources)})")
+        sid = self.sources.index(source)
+        keep = self.source_ids != sid
+        if not keep.any():
+            raise KnnieError(f"removing '{source}' would leave the memory empty; delete the memory instead")
+        self.keys, self.values = self.keys[keep], self.values[keep]
+        self.records = [r for r, k in zip(self.records, keep) if k]
+        ids = self.source_ids[keep]
+        self.config.sources = [s for i, s in enumerate(self.sources) if i != sid]
+        self.source_ids = (ids - (ids > sid)).astype(np.int32)
+        self.config.size = len(self.values)
+        self._index = None
+        return int((~keep).sum())
+
+    @classmethod
+    def merge(cls, shards: Sequence[Memory]) -> Memory:
+        """One memory of several built with the same representation and metric (shards of a
+        large build, or memories of different sources); labels and sources are joined by name."""
+        if not shards:
+            raise KnnieError("nothing to merge")
+        first = shards[0]
+        for other in shards[1:]:
+            for what in ("fingerprint", "metric", "dim"):
+                if getattr(other.config, what) != getattr(first.config, what):
+                    raise IncompatibleArtefactError(
+                        f"cannot merge memories of different {what}: {getattr(first.config, what)} and "
+                        f"{getattr(other.config, what)}")
+        merged = cls(first.keys, first.values, first.records, list(first.labels), first.config.fingerprint,
+                     first.config.index, first.config.fp16, first.config.metric)
+        merged.config.sources, merged.source_ids = list(first.sources), first.source_ids.copy()
+        for other in shards[1:]:
+            for sid, source in enumerate(other.sources):
+                rows = np.flatnonzero(other.source_ids == sid)
+                if len(rows):
+                    merged.add(other.keys[rows], list(other.entry_labels(rows)), [other.records[i] for i in rows],
+                               source)
+        return merged
 
     # -- search ---------------------------------------------------------------------------
     @property
@@ -97,7 +205,8 @@ class Memory:
             spec = f"IVF{nlist},{store}"
         else:
             spec = "HNSW32" if not c.fp16 else "HNSW32_SQfp16"
-        index = faiss.index_factory(c.dim, spec, faiss.METRIC_L2)
+        metric = faiss.METRIC_INNER_PRODUCT if c.metric == "cosine" else faiss.METRIC_L2
+        index = faiss.index_factory(c.dim, spec, metric)
         keys = self.keys.astype(np.float32)
         if not index.is_trained:  # k-means on a bounded sample keeps 1M-key builds to minutes on 2 cores
             sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_LIST * nlist), replace=False)
@@ -124,17 +233,22 @@ class Memory:
             faiss.downcast_index(index).hnsw.efSearch = self.config.ef_search
 
     def search(self, queries: np.ndarray, k: int, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest keys of each query: squared L2 distances (n, k) and key ids (n, k),
-        nearest first. k is capped at the memory size."""
+        """The k nearest keys of each query: squared L2 distances (n, k) (between normalised
+        vectors for `cosine`: 2 − 2·cos) and key ids (n, k), nearest first. k is capped at the
+        memory size; a hit an approximate index could not fill has distance inf."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.config.dim:
             raise KnnieError(f"queries have shape {queries.shape}; this memory holds {self.config.dim}-d keys")
+        if self.config.metric == "cosine":
+            queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         k = min(k, len(self))
         parts = [self.index.search(queries[i : i + batch_size], k) for i in range(0, len(queries), batch_size)]
         if not parts:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         dist = np.concatenate([p[0] for p in parts])
         ids = np.concatenate([p[1] for p in parts])
+        if self.config.metric == "cosine":
+            dist = 2.0 - 2.0 * dist  # inner products of unit vectors → squared L2 between them
         # approximate indexes may return fewer than k hits (-1): give them infinite distance
         missing = ids < 0
         if missing.any():
@@ -142,20 +256,15 @@ class Memory:
         return np.maximum(dist, 0.0), ids
 
     # -- compatibility --------------------------------------------------------------------
-    def check_compatible(self, fingerprint: str, labels: list[str], name: str = "memory",
-                         command: str | None = None) -> None:
-        """Refuse a memory whose keys came from another model or whose labels differ; the
-        message names `command` (the task's memory build command) as the way to rebuild it."""
+    def check_compatible(self, fingerprint: str, name: str = "memory", command: str | None = None) -> None:
+        """Refuse a memory whose keys came from another representation (encoder + pooling); the
+        message names `command` (the task's memory build command) as the way to rebuild it.
+        Labels need not match: they are aligned by name when distributions are mixed."""
         if self.config.fingerprint != fingerprint:
             how = f"with `{command}` using this model" if command else "with this model"
             raise IncompatibleArtefactError(
-                f"{name} was built by a model with fingerprint {self.config.fingerprint}, but this model's is "
-                f"{fingerprint}: its keys live in another vector space. Rebuild it {how}."
-            )
-        if self.config.labels != list(labels):
-            raise IncompatibleArtefactError(
-                f"{name} has labels {self.config.labels[:5]}... but the model has {list(labels)[:5]}...: "
-                "label sets differ, so its values cannot be read. Rebuild it with this model."
+                f"{name} was built by a representation with fingerprint {self.config.fingerprint}, but this model's "
+                f"is {fingerprint}: its keys live in another vector space. Rebuild it {how}."
             )
 
     # -- persistence ----------------------------------------------------------------------
@@ -165,7 +274,8 @@ class Memory:
         from safetensors.numpy import save_file
 
         with atomic_dir(path) as tmp:
-            save_file({"keys": self.keys, "values": self.values}, str(tmp / "keys.safetensors"))
+            save_file({"keys": self.keys, "values": self.values, "sources": self.source_ids},
+                      str(tmp / "keys.safetensors"))
             with open(tmp / "records.jsonl", "w", encoding="utf-8") as f:
                 for r in self.records:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -185,11 +295,14 @@ class Memory:
         config = _read_config(path / "memory.json")
         verify_files(path, config.checksums, "rebuild the memory")
         keys_file = path / "keys.safetensors"
-        arrays = read_safetensors(keys_file, ("keys", "values"))
-        keys, values = arrays["keys"], arrays["values"]
+        arrays = read_safetensors(keys_file, ("keys", "values", "sources"))
         records = _read_records(path / "records.jsonl")
-        mem = cls(keys, values, records, config.labels, config.fingerprint, config.index, config.fp16)
-        mem.config = config
+        mem = cls(arrays["keys"], arrays["values"], records, config.labels, config.fingerprint, config.index,
+                  config.fp16, config.metric)
+        sources = arrays["sources"]
+        if len(sources) != len(mem) or (len(sources) and not 0 <= sources.min() <= sources.max() < len(config.sources)):
+            raise DataError("source ids do not fit the sources of memory.json", path=keys_file)
+        mem.config, mem.source_ids = config, sources.astype(np.int32)
         if "index.faiss" in config.checksums:
             import faiss
 
@@ -212,6 +325,9 @@ def _read_config(path: Path) -> MemoryConfig:
     if version > FORMAT_VERSION:
         raise KnnieError(f"{path}: memory format {version} was made by a newer knnie (this one reads up to "
                          f"{FORMAT_VERSION}); upgrade knnie")
+    if version < FORMAT_VERSION:
+        raise IncompatibleArtefactError(f"{path}: memory format {version} was made by an older knnie, whose keys "
+                                        "were fingerprinted with the classifier head; rebuild the memory")
     checksums = raw.get("checksums")
     if not isinstance(checksums, dict) or not set(REQUIRED_FILES) <= set(checksums):
         raise DataError(f"lists no checksums for {', '.join(REQUIRED_FILES)}: files cannot be verified; "

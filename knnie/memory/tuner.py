@@ -7,6 +7,7 @@ vectorised too: one argmax over an (n_λ, n, C) block scores all λ at once.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,7 +37,8 @@ class KnnParams:
 def temperature_grid(kernel_dist: np.ndarray) -> list[float]:
     """13 temperatures: multiples of the median nearest-neighbour distance (as the kernel
     sees it), so that weights neither underflow nor flatten, plus absolute values."""
-    scale = float(np.median(kernel_dist[:, 0])) if kernel_dist.size else 1.0
+    nearest = kernel_dist[:, 0][np.isfinite(kernel_dist[:, 0])] if kernel_dist.size else np.zeros(0)
+    scale = float(np.median(nearest)) if nearest.size else 1.0
     scale = scale if scale > 0 else 1.0
     return [m * scale for m in T_RELATIVE] + list(T_ABSOLUTE)
 
@@ -88,10 +90,22 @@ def tune_grid(distances: np.ndarray, neighbour_labels: np.ndarray, p_model: np.n
     return GridResult(scores, tuple(kernels), ks, temps, tuple(lambdas))
 
 
-def tune_alpha(p_first: np.ndarray, p_second: np.ndarray, score: ScoreFn,
-               alphas: tuple[float, ...] = LAMBDA_GRID) -> tuple[float, float]:
-    """α for p = α·p(first) + (1 − α)·p(second); returns (best α, its score). Ties go to
-    the largest α: the first memory is the hand-labelled one and is trusted more."""
-    scores = score(interpolate(p_first, p_second, np.array(alphas)).argmax(-1))
-    best = int(np.flatnonzero(scores == scores.max())[-1])
-    return alphas[best], float(scores[best])
+def simplex_grid(n: int, steps: int = 10) -> np.ndarray:
+    """Every weight vector of n non-negative multiples of 1/steps summing to 1, in descending
+    lexicographic order (the first row puts all weight on the first memory)."""
+    rows = [c for c in itertools.product(range(steps, -1, -1), repeat=n) if sum(c) == steps]
+    return np.array(rows, dtype=np.float64) / steps
+
+
+def tune_weights(dists: list[np.ndarray], score: ScoreFn, steps: int = 10, chunk: int = 64
+                 ) -> tuple[list[float], float]:
+    """Weights w (on the simplex, step 1/steps) for p = Σ_m w_m·p_m over several memories'
+    distributions (n, C); returns (best w, its score). With two memories this is the α mix
+    p = α·p_1 + (1 − α)·p_2. Ties go to the weights that favour the earlier distributions, so
+    pass the memories best first."""
+    grid = simplex_grid(len(dists), steps)
+    stacked = np.stack(dists)
+    scores = np.concatenate([score(np.einsum("gm,mnc->gnc", grid[i : i + chunk], stacked).argmax(-1))
+                             for i in range(0, len(grid), chunk)])
+    best = int(np.argmax(scores))  # the first maximum: the earliest in descending order
+    return [float(w) for w in grid[best]], float(scores[best])

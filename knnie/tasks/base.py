@@ -24,13 +24,14 @@ from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.io import atomic_dir, read_safetensors, write_json
 from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import NAME, Memory, check_name
-from knnie.memory.tuner import KnnParams, ScoreFn, tune_grid
+from knnie.memory.tuner import KnnParams, ScoreFn, tune_grid, tune_weights
 from knnie.tasks import model_dir
 
 log = logging.getLogger(__name__)
 # a weak default for an attached memory that was never tuned; `tune` replaces it
 UNTUNED = KnnParams(k=16, temperature=1.0, lam=0.5, kernel="rbf")
 TUNE_K = 256  # neighbours fetched once per memory for tuning: the largest k of the grid
+MAX_MIX = 6  # memories whose mix weights are tuned (the grid has 11^n candidates); more are averaged
 
 # memory name -> (squared L2 distances, key ids), each (n, k), nearest first
 Searches = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -41,6 +42,7 @@ class TaskConfig(Protocol):
 
     knn: dict[str, dict]  # memory name -> tuned KnnParams
     knn_only: dict[str, dict]  # memory name -> best params at λ = 1
+    mix: dict[str, float] | None  # memory name -> weight in the mix of memories, tuned on dev
     fingerprint: str
 
 
@@ -57,6 +59,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     memory_command: ClassVar[str]  # the CLI command that builds this task's memories
     knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
     neighbour_type: ClassVar[type]  # a consulted memory entry: built as (memory, class, distance, record)
+    representation: ClassVar[str]  # how vectors are pooled; part of the fingerprint memories are checked against
 
     def __init__(self, model: nn.Module, config: C) -> None:
         self.model, self.config = model, config
@@ -68,7 +71,14 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     @property
     @abstractmethod
     def labels(self) -> list[str]:
-        """The classes of the head, in the order of its outputs (a memory's values index them)."""
+        """The classes of the head, in the order of its outputs."""
+
+    @property
+    def label_space(self) -> list[str]:
+        """The classes predictions range over: the head's, then (sorted) those only a memory holds.
+        Memories are aligned to it by label name; p_model is 0 on the labels the head never saw."""
+        extra = {label for memory in self.memories.values() for label in memory.labels} - set(self.labels)
+        return list(self.labels) + sorted(extra)
 
     @classmethod
     @abstractmethod
@@ -178,9 +188,10 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
 
     @property
     def fingerprint(self) -> str:
-        """A hash of the weights: a memory's keys are only valid for the model that made them."""
+        """A hash of the representation (encoder weights and pooling, not the head): a memory's
+        keys are only valid for the representation that made them."""
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(self.model)
+            self._fingerprint = fingerprint(self.model.encoder, self.representation)
         return self._fingerprint
 
     def weights_changed(self) -> None:
@@ -192,7 +203,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         """Consult `memory` at prediction time (refused if another model built it; `name` must be a
         plain name, since it names the memory's directory)."""
         check_name(name)
-        memory.check_compatible(self.fingerprint, self.labels, f"memory '{name}'", self.memory_command)
+        memory.check_compatible(self.fingerprint, f"memory '{name}'", self.memory_command)
         self.memories[name] = memory
 
     def params(self, name: str, knn_only: bool = False) -> KnnParams:
@@ -206,26 +217,42 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
                 for name, memory in self.memories.items()}
 
     # -- distributions ---------------------------------------------------------------------
+    def _in_space(self, p_model: np.ndarray, space: list[str]) -> np.ndarray:
+        """p_model (n, head labels) widened to the label space: 0 for labels only memories hold."""
+        return np.pad(p_model, ((0, 0), (0, len(space) - p_model.shape[1])))
+
+    def _space_ids(self, name: str, ids: np.ndarray, space: list[str]) -> np.ndarray:
+        """The labels of memory `name`'s entries `ids` as ids into the label space (aligned by name)."""
+        memory = self.memories[name]
+        position = {label: i for i, label in enumerate(space)}
+        return np.array([position[label] for label in memory.labels])[memory.values[ids]]
+
     def memory_distributions(self, p_model: np.ndarray, searches: Searches,
                              knn_only: bool = False) -> dict[str, np.ndarray]:
-        """λ·p_kNN + (1 − λ)·p_model for each memory with its own settings (λ = 1 if knn_only)."""
+        """λ·p_kNN + (1 − λ)·p_model over the label space for each memory with its own settings
+        (λ = 1 if knn_only)."""
+        space = self.label_space
+        p_model = self._in_space(p_model, space)
         out = {}
-        for name, memory in self.memories.items():
+        for name, (dist, ids) in searches.items():
             params = self.params(name, knn_only)
-            dist, ids = searches[name]
-            p_knn = knn_probs(dist[:, : params.k], memory.values[ids[:, : params.k]], len(self.labels),
+            p_knn = knn_probs(dist[:, : params.k], self._space_ids(name, ids[:, : params.k], space), len(space),
                               params.temperature, params.kernel)
             out[name] = interpolate(p_knn, p_model, params.lam)
         return out
 
     def _combine(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
-        """One distribution from those of several memories: their mean."""
-        return np.mean(list(per_memory.values()), axis=0)
+        """One distribution from those of several memories: the mix tuned on dev when it covers
+        exactly these memories, else their mean."""
+        weights = self.config.mix or {}
+        if set(weights) != set(per_memory):
+            return np.mean(list(per_memory.values()), axis=0)
+        return sum(w * per_memory[name] for name, w in weights.items())
 
     def distributions(self, p_model: np.ndarray, searches: Searches) -> dict[str, np.ndarray]:
-        """p for each method: 'vanilla' (p_model) and, with memories, 'knn' (λ = 1) and
-        `knn_method` ('knn_re', 'knn_ner'), each memory with its own k, T, λ."""
-        out = {"vanilla": p_model}
+        """p for each method over the label space: 'vanilla' (p_model) and, with memories, 'knn'
+        (λ = 1) and `knn_method` ('knn_re', 'knn_ner'), each memory with its own k, T, λ."""
+        out = {"vanilla": self._in_space(p_model, self.label_space)}
         if self.memories:
             out["knn"] = self._combine(self.memory_distributions(p_model, searches, knn_only=True))
             out[self.knn_method] = self._combine(self.memory_distributions(p_model, searches))
@@ -240,7 +267,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
 
     def _neighbours(self, searches: Searches, row: int, n: int) -> list[Any]:
         """The n nearest memory entries of query `row`, over all memories, nearest first."""
-        found = [self.neighbour_type(name, self.labels[int(self.memories[name].values[j])], float(d),
+        found = [self.neighbour_type(name, self.memories[name].labels[int(self.memories[name].values[j])], float(d),
                                      self.memories[name].records[j])
                  for name, (dist, ids) in searches.items() for d, j in zip(dist[row, :n], ids[row, :n])]
         return sorted(found, key=lambda nb: nb.distance)[:n]
@@ -255,9 +282,10 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         score = self._dev_score(dev)
         vectors, p_model = self.encode(dev, batch_size, show_progress)
         searches = self.search(vectors, k=TUNE_K)
+        space = self.label_space
         report: dict[str, Any] = {"vanilla_f1": float(score(p_model.argmax(-1)[None])[0]), "memories": {}}
         for name, (dist, ids) in searches.items():
-            grid = tune_grid(dist, self.memories[name].values[ids], p_model, score)
+            grid = tune_grid(dist, self._space_ids(name, ids, space), self._in_space(p_model, space), score)
             at_one = grid.scores[..., grid.lambdas.index(1.0)]
             ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
             self.config.knn[name] = asdict(grid.best)
@@ -265,9 +293,20 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
                 KnnParams(grid.ks[kk], grid.temperatures[ki][kk][ti], 1.0, grid.kernels[ki]))
             report["memories"][name] = {"params": asdict(grid.best), "dev_f1": grid.best_score,
                                         "knn_only_dev_f1": float(at_one.max())}
-        self._tune_combination(p_model, searches, score, report)
+        self._tune_mix(p_model, searches, score, report)
         return report
 
-    def _tune_combination(self, p_model: np.ndarray, searches: Searches, score: ScoreFn,
-                          report: dict[str, Any]) -> None:
-        """Tune how `_combine` merges memories, after their own settings; the mean has nothing to tune."""
+    def _tune_mix(self, p_model: np.ndarray, searches: Searches, score: ScoreFn, report: dict[str, Any]) -> None:
+        """With several memories, the weights of their mix on dev (after each memory's own settings).
+        Memories are ordered by their own dev score, so ties favour the better one."""
+        self.config.mix = None
+        if len(self.memories) < 2:
+            return
+        if len(self.memories) > MAX_MIX:
+            log.warning("%d memories: their mix is not tuned above %d; they are averaged", len(self.memories), MAX_MIX)
+            return
+        per = self.memory_distributions(p_model, searches)
+        names = sorted(per, key=lambda n: -report["memories"][n]["dev_f1"])
+        weights, best = tune_weights([per[n] for n in names], score)
+        self.config.mix = dict(zip(names, weights))
+        report["mix"] = {"weights": self.config.mix, "dev_f1": best}

@@ -46,6 +46,7 @@ class NERConfig:
     dropout: float = 0.1
     knn: dict[str, dict] = field(default_factory=dict)  # memory name -> tuned KnnParams
     knn_only: dict[str, dict] = field(default_factory=dict)  # memory name -> best params at λ = 1
+    mix: dict[str, float] | None = None  # memory name -> weight in the mix, tuned on dev
     fingerprint: str = ""
     task: str = "ner"
 
@@ -134,10 +135,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     memory_command = "knnie ner memory build"
     knn_method = "knn_ner"
     neighbour_type = Neighbour
-
-    def __init__(self, model: TaggerModel, config: NERConfig) -> None:
-        super().__init__(model, config)
-        self.table = TagTable(config.tags)
+    representation = "ner: encoder state at each word's first sub-token"
 
     @property
     def labels(self) -> list[str]:
@@ -179,16 +177,17 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         self.encoder.save(path)
 
     # -- encoding --------------------------------------------------------------------------
-    def tag_ids(self, sentences: list[TaggedSentence]) -> np.ndarray:
-        """Gold tag ids of all words, concatenated; an unknown tag names its file and line."""
-        index = {t: i for i, t in enumerate(self.config.tags)}
+    def tag_ids(self, sentences: list[TaggedSentence], tags: list[str] | None = None) -> np.ndarray:
+        """Gold tag ids in `tags` (default: the label space, the head's tags and those of the
+        memories) of all words, concatenated; an unknown tag names its file and line."""
+        index = {t: i for i, t in enumerate(self.label_space if tags is None else tags)}
         ids = []
         for s in sentences:
             if s.tags is None:
                 raise DataError("sentence has no tags", path=s.source, line=s.line(), field="tags")
             for i, tag in enumerate(s.tags):
                 if tag not in index:
-                    raise DataError(f"tag '{tag}' is not one of the model's tags {self.config.tags}",
+                    raise DataError(f"tag '{tag}' is not one of the model's tags {list(index)}",
                                     path=s.source, line=s.line(i), field="tag")
                 ids.append(index[tag])
         return np.array(ids, dtype=np.int64)
@@ -264,14 +263,18 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
 
     # -- memories --------------------------------------------------------------------------
     def build_memory(self, sentences: list[TaggedSentence], index: str = "flat", fp16: bool = False,
-                     batch_size: int = 64, show_progress: bool = False) -> Memory:
-        """A memory with one key per word of these tagged sentences (its vector), valued by its tag."""
+                     batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
+        """A memory with one key per word of these tagged sentences (its vector), valued by its tag
+        (tags the head does not know are kept: they are predicted through p_kNN)."""
         if not sentences:
             raise KnnieError("cannot build an empty memory: the data gave no sentences")
-        values = self.tag_ids(sentences)
+        for s in sentences:
+            if s.tags is None:
+                raise DataError("sentence has no tags", path=s.source, line=s.line(), field="tags")
         vectors, _ = self.encode(sentences, batch_size, show_progress)
         records = [{"text": s.sentence, "word": i, "tag": tag} for s in sentences for i, tag in enumerate(s.tags)]
-        return Memory(vectors, values, records, self.config.tags, self.fingerprint, index, fp16)
+        return Memory.from_labels(vectors, [t for s in sentences for t in s.tags], records, self.fingerprint,
+                                  index=index, fp16=fp16, source=source)
 
     # -- prediction ------------------------------------------------------------------------
     def as_sentences(self, texts: list[str | list[str] | TaggedSentence]) -> list[TaggedSentence]:
@@ -301,9 +304,10 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         p = self.distributions(p_model, searches)
         p = p.get(self.knn_method, p["vanilla"])
         best = p.argmax(-1)
+        space = self.label_space
         results, at = [], 0
         for s in sentences:
-            tags = [self.config.tags[i] for i in best[at : at + len(s.tokens)]]
+            tags = [space[i] for i in best[at : at + len(s.tokens)]]
             offsets = s.char_offsets or _offsets(s.tokens, 1)
             text = s.text if s.text is not None else " ".join(s.tokens)
             entities = []
@@ -323,7 +327,8 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         gold = self.tag_ids(sentences)
         first = np.zeros(len(gold), dtype=bool)
         first[np.cumsum([0] + [len(s.tokens) for s in sentences[:-1]])] = True
-        return lambda pred: entity_f1_ids(pred, gold, first, self.table)
+        table = TagTable(self.label_space)
+        return lambda pred: entity_f1_ids(pred, gold, first, table)
 
     def _dev_score(self, dev: list[TaggedSentence]) -> ScoreFn:
         return self.score_fn(dev)
@@ -333,7 +338,8 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         """Tags of every sentence for each method (vanilla, and knn/knn_ner with memories)."""
         p, _ = self.method_distributions(sentences, batch_size, show_progress)
         cuts = np.cumsum([len(s.tokens) for s in sentences[:-1]])
-        return {method: [[self.config.tags[i] for i in part] for part in np.split(q.argmax(-1), cuts)]
+        space = self.label_space
+        return {method: [[space[i] for i in part] for part in np.split(q.argmax(-1), cuts)]
                 for method, q in p.items()}
 
     def evaluate(self, sentences: list[TaggedSentence], batch_size: int = 64,

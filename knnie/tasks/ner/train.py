@@ -16,7 +16,7 @@ def train_ner(recognizer: EntityRecognizer, train_set: list[TaggedSentence], dev
     """Cross-entropy on each word's first sub-token; dev entity micro-F1 picks the best epoch."""
     seed_everything(config.seed)
     model = recognizer.model
-    gold = recognizer.tag_ids(train_set)
+    gold = recognizer.tag_ids(train_set, recognizer.labels)
     windows = recognizer.windows(train_set)
     starts = [0]
     for s in train_set:

@@ -21,11 +21,10 @@ from knnie.data.schema import RelationExample
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
 from knnie.encoders.markers import encode, marker_tokens
 from knnie.errors import DataError, KnnieError
-from knnie.memory.knn import interpolate
 from knnie.memory.memory import Memory
-from knnie.memory.tuner import ScoreFn, tune_alpha
+from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
-from knnie.tasks.base import MemoryAugmentedModel, Searches
+from knnie.tasks.base import MemoryAugmentedModel
 
 NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
 
@@ -42,7 +41,7 @@ class REConfig:
     dropout: float = 0.1
     knn: dict[str, dict] = field(default_factory=dict)  # memory name -> tuned KnnParams
     knn_only: dict[str, dict] = field(default_factory=dict)  # memory name -> best params at λ = 1
-    mix: dict[str, Any] | None = None  # {"memories": [first, second], "alpha": α}
+    mix: dict[str, float] | None = None  # memory name -> weight in the mix, tuned on dev
     fingerprint: str = ""
     task: str = "relation-extraction"
 
@@ -99,6 +98,7 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     memory_command = "knnie memory build"
     knn_method = "knn_re"
     neighbour_type = Neighbour
+    representation = "re: encoder states at the head and tail start markers"
 
     def __init__(self, model: RelationModel, tokenizer, config: REConfig) -> None:
         super().__init__(model, config)
@@ -133,9 +133,10 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         self.tokenizer.save_pretrained(path)
 
     # -- encoding --------------------------------------------------------------------------
-    def label_ids(self, examples: list[RelationExample]) -> np.ndarray:
-        """Gold label ids; an unknown label is an error naming the record."""
-        index = {label: i for i, label in enumerate(self.config.labels)}
+    def label_ids(self, examples: list[RelationExample], labels: list[str] | None = None) -> np.ndarray:
+        """Gold label ids in `labels` (default: the label space, the head's labels and those of the
+        memories); an unknown label is an error naming the record."""
+        index = {label: i for i, label in enumerate(self.label_space if labels is None else labels)}
         ids = []
         for ex in examples:
             if ex.label not in index:
@@ -188,22 +189,17 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
 
     # -- memories --------------------------------------------------------------------------
     def build_memory(self, examples: list[RelationExample], index: str = "flat", fp16: bool = False,
-                     batch_size: int = 64, show_progress: bool = False) -> Memory:
-        """A memory of these labelled examples: keys are this model's relation vectors."""
+                     batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
+        """A memory of these labelled examples (their labels need not be the head's): keys are this
+        model's relation vectors."""
         if not examples:
             raise KnnieError("cannot build an empty memory: the data gave no examples")
-        values = self.label_ids(examples)
+        for ex in examples:
+            if not isinstance(ex.label, str):
+                raise DataError("missing label: a memory needs labelled examples", path=ex.source, field="label")
         vectors, _ = self.encode(examples, batch_size, show_progress)
-        records = [ex.to_dict() for ex in examples]
-        return Memory(vectors, values, records, self.config.labels, self.fingerprint, index, fp16)
-
-    def _combine(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
-        """The tuned α-mix of two memories (`config.mix`), else the mean of all."""
-        mix = self.config.mix
-        if mix and all(m in per_memory for m in mix["memories"]):
-            first, second = mix["memories"]
-            return interpolate(per_memory[first], per_memory[second], mix["alpha"])
-        return super()._combine(per_memory)
+        return Memory.from_labels(vectors, [ex.label for ex in examples], [ex.to_dict() for ex in examples],
+                                  self.fingerprint, index=index, fp16=fp16, source=source)
 
     # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], neighbours: int = 3, batch_size: int = 64,
@@ -213,10 +209,11 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
             return []
         p, searches = self.method_distributions(examples, batch_size, show_progress)
         p = p.get(self.knn_method, p["vanilla"])
+        space = self.label_space
         results = []
         for i, row in enumerate(p):
             best = int(row.argmax())
-            results.append(RelationPrediction(self.config.labels[best], float(row[best]),
+            results.append(RelationPrediction(space[best], float(row[best]),
                                               self._neighbours(searches, i, neighbours)))
         return results
 
@@ -231,24 +228,14 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     def _dev_score(self, dev: list[RelationExample]) -> ScoreFn:
         return self.score_fn(self.label_ids(dev))
 
-    def _tune_combination(self, p_model: np.ndarray, searches: Searches, score: ScoreFn,
-                          report: dict[str, Any]) -> None:
-        """With two memories or more, α for p = α·p(first) + (1 − α)·p(second) ('train' first)."""
-        self.config.mix = None
-        if len(self.memories) >= 2:
-            names = sorted(self.memories, key=lambda n: (n != "train", n))[:2]
-            per = self.memory_distributions(p_model, searches)  # with the settings just chosen
-            alpha, f1 = tune_alpha(per[names[0]], per[names[1]], score)
-            self.config.mix = {"memories": names, "alpha": alpha}
-            report["mix"] = {**self.config.mix, "dev_f1": f1}
-
     def evaluate(self, examples: list[RelationExample], batch_size: int = 64,
                  show_progress: bool = False) -> dict[str, dict]:
         """Scores of vanilla, kNN-only and kNN-RE side by side (see `relation_report`)."""
         from knnie.evaluation.relations import relation_report
 
-        gold = [self.config.labels[i] for i in self.label_ids(examples)]
+        space = self.label_space
+        gold = [space[i] for i in self.label_ids(examples)]
         p, _ = self.method_distributions(examples, batch_size, show_progress)
-        return {method: relation_report(gold, [self.config.labels[i] for i in probs.argmax(-1)],
+        return {method: relation_report(gold, [space[i] for i in probs.argmax(-1)],
                                         self.config.negative_label)
                 for method, probs in p.items()}

@@ -17,8 +17,8 @@ def train(extractor: RelationExtractor, train_set: list[RelationExample], dev_se
     micro-F1 decides whether this is the best checkpoint, which is restored at the end."""
     seed_everything(config.seed)
     model = extractor.model
-    gold = torch.tensor(extractor.label_ids(train_set))
-    dev_gold = extractor.label_ids(dev_set) if dev_set else None
+    gold = torch.tensor(extractor.label_ids(train_set, extractor.labels))
+    dev_gold = extractor.label_ids(dev_set, extractor.labels) if dev_set else None
 
     def loss(idx: list[int], batch: dict) -> torch.Tensor:
         _, logits = model(**batch)
