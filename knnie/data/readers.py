@@ -47,7 +47,13 @@ def example_from_text(
     text: str, head: tuple[int, int, str | None], tail: tuple[int, int, str | None],
     label: str | None = None, source: str | None = None,
 ) -> RelationExample:
-    """Build an example from raw text and character spans (start, end exclusive, type)."""
+    """Build an example from raw text and character spans (start, end exclusive, type).
+    Spans out of the text, empty, or overlapping each other are refused, as the readers refuse them."""
+    for name, (start, end, _) in (("head", head), ("tail", tail)):
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            raise DataError(f"span [{start}, {end}) out of range for a text of {len(text)} characters",
+                            path=source, field=name)
+    _no_overlap(head[:2], tail[:2], source, None)
     tokens, offsets = tokenize_with_offsets(text, (head[0], head[1], tail[0], tail[1]))
 
     def to_span(start: int, end: int, typ: str | None, name: str) -> Span:
