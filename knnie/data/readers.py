@@ -78,7 +78,13 @@ def example_from_text(
     text: str, head: tuple[int, int, str | None], tail: tuple[int, int, str | None],
     label: str | None = None, source: str | None = None,
 ) -> RelationExample:
-    """Build an example from raw text and character spans (start, end exclusive, type)."""
+    """Build an example from raw text and character spans (start, end exclusive, type).
+    Spans out of the text, empty, or overlapping each other are refused, as the readers refuse them."""
+    for name, (start, end, _) in (("head", head), ("tail", tail)):
+        if not (_is_int(start) and _is_int(end) and 0 <= start < end <= len(text)):
+            raise DataError(f"span [{start}, {end}) out of range for a text of {len(text)} characters",
+                            path=source, field=name)
+    _no_overlap(head[:2], tail[:2], source, None)
     check_whole_characters(text, {"head": head[:2], "tail": tail[:2]}, source)
     tokens, offsets = tokenize_with_offsets(text, (head[0], head[1], tail[0], tail[1]))
 
@@ -154,8 +160,12 @@ def _need(ok: bool, what: str, value: Any, path: Path, where: int | str, field: 
                         line=where, field=field)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not an offset
+
+
 def _int(value: Any, path: Path, where: int | str, field: str) -> int:
-    _need(isinstance(value, int) and not isinstance(value, bool), "an integer", value, path, where, field)
+    _need(_is_int(value), "an integer", value, path, where, field)
     return value
 
 
@@ -200,11 +210,7 @@ def _parse(rec: Any, path: Path, where: int | str, label: str | None = None) -> 
             s = _object(_get(rec, name, path, where), "{start, end[, type]}", path, where, name)
             start, end = (_int(_get(s, k, path, where, f"{name}.{k}"), path, where, f"{name}.{k}")
                           for k in ("start", "end"))
-            if not 0 <= start < end <= len(text):
-                raise DataError(f"span [{start}, {end}) out of range for a text of {len(text)} characters",
-                                path=path, line=where, field=name)
             spans.append((start, end, _str(s.get("type"), path, where, f"{name}.type")))
-        _no_overlap(spans[0][:2], spans[1][:2], path, where)
         ex = example_from_text(text, spans[0], spans[1], _str(rec.get("label"), path, where, "label"), src)
     else:
         raise DataError(
