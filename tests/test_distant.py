@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from knnie import DataError, KnnieError, read_relations
 from knnie.cli.main import app
-from knnie.distant import DSSummary, build_ds, iter_documents, read_aliases, read_triples
+from knnie.distant import DSSummary, Triple, build_ds, iter_documents, read_aliases, read_triples
 
 KB = "Barack Obama\tspouse\tMichelle Obama\nHawaii\tcontains\tHonolulu\nBarack Obama\tborn in\tHonolulu\n" \
      "Barack Obama\tlived in\tHonolulu\nMarie Curie\tspouse\tPierre Curie\n"
@@ -108,3 +108,52 @@ def test_stop_word_entity_warns_or_drops(tmp_path: Path, caplog) -> None:
         assert triples_of(out) == expected
         assert summary.suspicious_names == ["The"]
     assert "stop words or single characters" in caplog.text
+
+
+def test_bom_in_triples_and_aliases_keeps_the_first_line(corpus: Path) -> None:
+    for name in ("kb.tsv", "aliases.tsv"):  # as Windows Notepad saves "UTF-8"
+        path = corpus / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_triples(corpus / "kb.tsv")[0] == Triple("Barack Obama", "spouse", "Michelle Obama")
+    assert read_aliases(corpus / "aliases.tsv") == {"Barack Obama": ["Obama", "President Obama"]}
+    examples, _ = build(corpus)
+    assert ("Barack Obama", "spouse", "Michelle Obama") in triples_of(examples)
+
+
+def test_corpus_directory_reads_every_file_under_it(corpus: Path) -> None:
+    raw = corpus / "raw"
+    (raw / "more").mkdir()
+    (raw / "more" / "d.txt").write_text("Marie Curie married Pierre Curie.")
+    (raw / ".hidden.txt").write_text("Barack Obama married Michelle Obama.")  # editors' and tools' files
+    (raw / ".git").mkdir()
+    (raw / ".git" / "x.txt").write_text("Barack Obama married Michelle Obama.")
+    summary = DSSummary()
+    sources = [source for source, _ in iter_documents(str(raw), summary)]
+    assert sources == [str(raw / n) for n in ("a.txt", "b.txt", "c.txt", "more/d.txt")]  # sorted, recursive
+    out = corpus / "ds.jsonl"
+    result = CliRunner().invoke(app, ["ds", "build", "--triples", str(corpus / "kb.tsv"), "--corpus", str(raw),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "from 7 sentences in 4 files" in " ".join(result.output.split())
+    assert {r["ds"]["source"] for r in map(json.loads, out.read_text().splitlines())} == {
+        str(raw / "a.txt"), str(raw / "b.txt"), str(raw / "more" / "d.txt")}
+
+
+def test_non_utf8_corpus_file_is_skipped_with_its_line_and_jsonl_text_must_be_a_string(corpus: Path) -> None:
+    (corpus / "raw" / "bad.txt").write_bytes(b"Barack Obama\nmarried \xe9 Michelle Obama.")
+    summary = DSSummary()
+    assert len(list(iter_documents(str(corpus / "raw" / "*.txt"), summary))) == 3
+    assert summary.skipped_files == {str(corpus / "raw" / "bad.txt"): "not UTF-8 (byte 0xe9 at line 2)"}
+    (corpus / "docs.jsonl").write_text('{"text": "Fine."}\n{"text": 42}\n')
+    with pytest.raises(DataError, match=r"docs\.jsonl:2 field 'text': expected a JSON object with 'text'"):
+        list(iter_documents(str(corpus / "docs.jsonl"), DSSummary()))
+
+
+def test_windows_line_ends_still_separate_paragraphs(tmp_path: Path) -> None:
+    (tmp_path / "kb.tsv").write_text(KB)
+    for end in (b"\n", b"\r\n", b"\r"):  # a heading and the next paragraph are two sentences
+        (tmp_path / "d.txt").write_bytes(end.join([b"Barack Obama", b"", b"Michelle Obama spoke."]))
+        summary = DSSummary()
+        out = list(build_ds(read_triples(tmp_path / "kb.tsv"), iter_documents(str(tmp_path / "d.txt"), summary),
+                            summary))
+        assert (out, summary.sentences) == ([], 2)

@@ -7,6 +7,9 @@ import json
 import pytest
 
 from knnie import NO_RELATION, DataError, Span, read_relations
+from knnie.data.readers import tokenize_with_offsets
+from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
+from knnie.distant import read_aliases, read_triples
 from tests.helpers import write_lines
 
 TEXT = "Marie Curie was born in Warsaw, Poland."
@@ -167,3 +170,128 @@ def test_data_error_carries_location_attributes(tmp_path):
     with pytest.raises(DataError) as err:
         read_relations(path)
     assert (err.value.path, err.value.line, err.value.field) == (path, 2, "tail")
+
+
+# -- wrong JSON types: a DataError naming the field, never a TypeError later --------------------
+def opennre(**change) -> dict:
+    return {"token": TOKENS, "h": {"pos": [0, 2]}, "t": {"pos": [5, 6]}, "relation": "born in", **change}
+
+
+def tacred_tokens(**change) -> dict:
+    return {"token": TOKENS, "subj_start": 0, "subj_end": 1, "obj_start": 5, "obj_end": 5, **change}
+
+
+WRONG_TYPES = {
+    # item 7 of #11: a boolean is no offset, in any format
+    "plain-start-true": (plain(head=(True, 11)), "field 'head.start': needs an integer, found true"),
+    "opennre-pos-true": (opennre(t={"pos": [5, True]}), "field 't.pos': needs an integer, found true"),
+    "opennre-pos-string": (opennre(t={"pos": ["5", 6]}), "field 't.pos': needs an integer, found \"5\""),
+    "tacred-offset-true": ({**tacred_tokens(), "obj_end": True}, "field 'obj_end': needs an integer, found true"),
+    "dygie-span-true": ({**DYGIE, "ner": [[[2, True, "Method"]], []]}, "field 'ner[0][0]': needs an integer"),
+    # item 9: labels, types, tokens and entities of the wrong type
+    "plain-label-number": (plain(label=3), "field 'label': needs a string, found 3"),
+    "plain-type-list": (plain(head=(0, 11)) | {"head": {"start": 0, "end": 11, "type": ["PER"]}},
+                        "field 'head.type': needs a string, found [\"PER\"]"),
+    "opennre-tail-not-object": (opennre(t="Warsaw"), "field 't': needs an object {pos: [start, end)[, type]}"),
+    "opennre-relation-object": (opennre(relation={"name": "born in"}), "field 'relation': needs a string"),
+    "opennre-tokens-numbers": (opennre(token=[1, 2, 3, 4, 5, 6]), "field 'token': needs a list of strings"),
+    "tacred-string-offset": (tacred_tokens(subj_start="0"), "field 'subj_start': needs an integer, found \"0\""),
+    "tacred-type-number": (tacred_tokens(subj_type=7), "field 'subj_type': needs a string, found 7"),
+    "dygie-sentence-string": ({**DYGIE, "sentences": [TEXT, S2]}, "field 'sentences[0]': needs a list of strings"),
+    "dygie-ner-missing-sentence": ({**DYGIE, "ner": DYGIE["ner"][:1]},
+                                   "field 'ner': needs a list of 2 lists (one per sentence)"),
+    "dygie-entity-short": ({**DYGIE, "ner": [[[2, 3]], []]}, "field 'ner[0][0]': needs a list of 3 values"),
+    "dygie-entity-type-number": ({**DYGIE, "ner": [[[2, 3, 1]], []]}, "field 'ner[0][0]': needs a string"),
+    "dygie-entity-outside-sentence": ({**DYGIE, "ner": [[[2, 10, "Method"]], []]},
+                                      "field 'ner[0][0]': span [2, 10] is outside its sentence"),
+    "dygie-relation-label-missing": ({**DYGIE, "relations": [[[2, 3, 5, 5]], []]},
+                                     "field 'relations[0][0]': needs a list of 5 values"),
+    "dygie-relation-not-entities": ({**DYGIE, "relations": [[[2, 3, 6, 6, "USED-FOR"]], []]},
+                                    "field 'relations[0][0]': argument [6, 6] is not an entity of sentence 0"),
+}
+
+
+@pytest.mark.parametrize(("record", "message"), WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_values_of_the_wrong_type_are_data_errors_naming_the_field(tmp_path, record, message):
+    path = write_lines(tmp_path / "typed.jsonl", record)
+    with pytest.raises(DataError) as err:
+        read_relations(path)
+    assert f"typed.jsonl:1 {message}" in str(err.value)
+
+
+@pytest.mark.parametrize(("instance", "message"), [
+    ({"tokens": TOKENS, "h": ["x", "Q1", [[0, True]]], "t": ["y", "Q2", [[5]]]},
+     "field 'h': needs an integer, found true"),
+    ({"tokens": TEXT, "h": ["x", "Q1", [[0]]], "t": ["y", "Q2", [[5]]]}, "field 'tokens': needs a list of strings"),
+    ({"tokens": TOKENS, "h": ["x", "Q1", [[0]]], "t": ["y", "Q2"]}, "field 't': needs [name, id, [[index, ...]]]"),
+], ids=["boolean-index", "tokens-string", "no-mention"])
+def test_fewrel_values_of_the_wrong_type_name_relation_instance_and_field(tmp_path, instance, message):
+    (tmp_path / "fewrel.json").write_text(json.dumps({"P19": [instance]}), encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        read_relations(tmp_path / "fewrel.json")
+    assert f"fewrel.json:P19[0] {message}" in str(err.value)
+
+
+# -- files: encoding, BOM, directories (items 8 and 10 of #11) ----------------------------------
+EVERY_READER = {"relations": read_relations, "tagged": read_tagged, "sentences": read_sentences,
+                "triples": read_triples, "aliases": read_aliases}
+
+
+@pytest.mark.parametrize("read", EVERY_READER.values(), ids=EVERY_READER.keys())
+def test_non_utf8_file_is_named_with_its_line(tmp_path, read):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("A\tr\tB\nZ\u00fcrich\tO\tx\n".encode("latin-1"))  # ü as the single byte 0xfc, line 2
+    with pytest.raises(DataError) as err:
+        read(path)
+    assert str(err.value) == f"{path}:2: not UTF-8 (byte 0xfc)" and err.value.line == 2
+
+
+@pytest.mark.parametrize("read", EVERY_READER.values(), ids=EVERY_READER.keys())
+def test_a_directory_is_not_a_file(tmp_path, read):
+    with pytest.raises(DataError, match="is a directory, expected a file"):
+        read(tmp_path)
+
+
+def test_a_bom_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(plain(label="b")).encode() + b"\n")
+    (ex,) = read_relations(path)
+    assert summary(ex) == (TOKENS, Span(0, 2), Span(5, 6), "b")
+
+
+def test_tokeniser_keeps_every_character_whole():
+    text = "Cafe\u0301 👩‍👩‍👧 🇫🇷, हिन्दी भाषा!"  # é as e + U+0301; a ZWJ family; a flag; vowel signs and virama
+    tokens, offsets = tokenize_with_offsets(text)
+    assert tokens == ["Cafe\u0301", "👩‍👩‍👧", "🇫🇷", ",", "हिन्दी", "भाषा", "!"]
+    assert [text[a:b] for a, b in offsets] == tokens
+    chars = sentence_from_text("北京 👩‍👩‍👧🇫🇷e\u0301", chars=True)
+    assert chars.tokens == ["北", "京", "👩‍👩‍👧", "🇫🇷", "e\u0301"]
+    assert [chars.text[a:b] for a, b in chars.char_offsets] == chars.tokens
+
+
+def test_entity_spans_on_unicode_text_map_to_whole_characters(tmp_path):
+    text = "Cafe\u0301 Noir opened in 🇫🇷."
+    path = write_lines(tmp_path / "u.jsonl", {"text": text, "head": {"start": 0, "end": 10},
+                                              "tail": {"start": 21, "end": 23}})
+    (ex,) = read_relations(path)
+    assert ex.mention(ex.head) == "Cafe\u0301 Noir" and ex.mention(ex.tail) == "🇫🇷"
+    assert [text[a:b] for a, b in ex.char_offsets] == ex.tokens
+
+
+@pytest.mark.parametrize(("head", "tail", "message"), [
+    ((0, 4), (21, 23), "field 'head': span [0, 4) ends inside a character (at 4)"),  # between e and its accent
+    ((0, 10), (22, 23), "field 'tail': span [22, 23) starts inside a character (at 22)"),  # half a flag
+])
+def test_span_edge_inside_a_character_is_refused(tmp_path, head, tail, message):
+    path = write_lines(tmp_path / "u.jsonl", plain(head=head, tail=tail, text="Cafe\u0301 Noir opened in 🇫🇷."))
+    with pytest.raises(DataError, match=r"u\.jsonl:1 ") as err:
+        read_relations(path)
+    assert message in str(err.value)
+
+
+def test_a_unicode_line_separator_inside_a_json_string_does_not_end_the_record(tmp_path):
+    text = "Marie Curie\u2028was born in Warsaw."  # U+2028 is legal, unescaped, inside a JSON string
+    path = tmp_path / "ls.jsonl"
+    path.write_text(json.dumps(plain(tail=(24, 30), text=text), ensure_ascii=False) + "\n", encoding="utf-8")
+    (ex,) = read_relations(path)
+    assert ex.mention(ex.tail) == "Warsaw" and ex.source == f"{path}:1"

@@ -18,7 +18,9 @@ app = typer.Typer(help="Distant supervision: KB triples matched against raw text
 @command
 def build(
     triples: Path = typer.Option(..., help="KB triples: head<TAB>relation<TAB>tail per line."),
-    corpus: str = typer.Option(..., help="Raw text: a file or glob ('raw/*.txt'); .jsonl files hold {text} lines."),
+    corpus: str = typer.Option(..., help="Raw text: a file, a directory (every file under it, recursively, "
+                               "hidden ones left out) or a glob ('raw/*.txt', 'raw/**/*.txt'); .jsonl files hold "
+                               "{text} lines; files that are not UTF-8 are reported and skipped."),
     out_path: Path = typer.Option(..., "--out", help="DS examples (knnie plain JSONL) to write."),
     aliases: Path = typer.Option(None, help="Aliases: name<TAB>alias[<TAB>alias ...] per line."),
     ambiguous: str = typer.Option("skip", help="An entity pair with several KB relations: keep one example "

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from knnie.cli.common import METHODS, command, load_relations, out
 from knnie.cli.options import BatchSize, ReportJson
+from knnie.cli.outputs import check_output
 from knnie.io import write_json
 from knnie.tasks.re import RelationExtractor
 
@@ -21,6 +22,7 @@ def evaluate_command(
     batch_size: BatchSize = 64,
 ) -> None:
     """Vanilla, kNN-only and kNN-RE: micro/macro-F1, per relation, SemEval official score."""
+    check_output(output)
     extractor = RelationExtractor.from_pretrained(model_dir)
     report = extractor.evaluate(load_relations(data, "test"), batch_size, show_progress=True)
     semeval = "semeval_official_f1" in report["vanilla"]

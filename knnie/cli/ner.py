@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from knnie.cli.common import METHODS, build_memory, command, console, out, print_tune_table, save_training
@@ -21,6 +22,7 @@ from knnie.cli.options import (
     Seed,
     TunedModelDir,
 )
+from knnie.cli.outputs import check_output
 from knnie.data.schema import TaggedSentence
 from knnie.data.tagged import read_sentences, read_tagged
 from knnie.encoders import DEFAULT_ENCODER
@@ -110,6 +112,7 @@ def evaluate_command(
     batch_size: BatchSize = 64,
 ) -> None:
     """Vanilla, kNN-only and kNN-NER: entity micro P/R/F1 (seqeval's) and F1 per type."""
+    check_output(output)
     recognizer = EntityRecognizer.from_pretrained(model_dir)
     report = recognizer.evaluate(load_tagged(data, "test"), batch_size, show_progress=True)
     table = Table(title=str(data))
@@ -135,16 +138,17 @@ def predict_command(
     show: int = typer.Option(5, min=0, help="Print this many sentences to the terminal."),
 ) -> None:
     """Writes {text, tokens, tags, entities: [{text, type, start, end, char_start, char_end, score, neighbours}]}."""
+    check_output(output)
     recognizer = EntityRecognizer.from_pretrained(model_dir)
     sentences = read_sentences(input, recognizer.config.char_tokens)
     predictions = recognizer.predict(sentences, neighbours, batch_size, show_progress=True)
     rows = [p.to_dict() for p in predictions]
     write_jsonl(output, rows)
     for p in predictions[:show]:
-        out.print(f"\n[bold]{p.text}[/]", highlight=False)
+        out.print(f"\n[bold]{escape(p.text)}[/]", highlight=False)
         for e in p.entities:
-            out.print(f"  [green]{e.type}[/] {e.text!r} chars [{e.char_start}, {e.char_end}) p = {e.score:.3f}",
-                      highlight=False)
+            out.print(f"  [green]{escape(e.type)}[/] {escape(repr(e.text))} chars [{e.char_start}, {e.char_end}) "
+                      f"p = {e.score:.3f}", highlight=False)
             for n in e.neighbours:
                 out.print(f"      d = {n.distance:8.2f}  {n.tag:<8} {n.record['text'][:90]}", highlight=False,
                           markup=False)

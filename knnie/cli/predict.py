@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from knnie.cli.common import command, console, load_relations, out
 from knnie.cli.options import BatchSize
+from knnie.cli.outputs import check_output
 from knnie.io import write_jsonl
 from knnie.tasks.re import RelationExtractor
 
@@ -21,22 +23,23 @@ def predict_command(
     batch_size: BatchSize = 64,
     show: int = typer.Option(5, min=0, help="Print this many predictions to the terminal."),
 ) -> None:
-    """Writes {text, head, tail, prediction, probability, neighbours} per example."""
+    """Writes {text, head: {text, start, end, type}, tail, prediction, probability, neighbours}
+    per example, start and end being character offsets into text. An example whose entities do
+    not fit the encoder gets prediction null and a "reason"."""
+    check_output(output)
     extractor = RelationExtractor.from_pretrained(model_dir)
     examples = load_relations(input, "input")
     predictions = extractor.predict(examples, neighbours, batch_size, show_progress=True)
-    rows = []
-    for ex, p in zip(examples, predictions):
-        row = {"text": ex.sentence, "head": ex.mention(ex.head), "tail": ex.mention(ex.tail),
-               "prediction": p.label, "probability": round(p.probability, 6), "neighbours": [
-                   {"text": n.record.get("text") or " ".join(n.record["tokens"]), "label": n.label,
-                    "distance": round(n.distance, 4), "memory": n.memory} for n in p.neighbours]}
-        rows.append(row)
+    rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]
     write_jsonl(output, rows)
     for row in rows[:show]:
-        out.print(f"\n[bold]{row['text']}[/]\n  head: {row['head']}   tail: {row['tail']}\n"
-                  f"  → [green]{row['prediction']}[/] (p = {row['probability']:.3f})", highlight=False)
+        verdict = (f"[green]{escape(row['prediction'])}[/] (p = {row['probability']:.3f})" if row["prediction"]
+                   else f"[red]no prediction[/]: {escape(row['reason'])}")
+        out.print(f"\n[bold]{escape(row['text'])}[/]\n  head: {escape(row['head']['text'])}   "
+                  f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
         for n in row["neighbours"]:
             out.print(f"    d = {n['distance']:8.2f}  {n['label']:<28} {n['text'][:100]}", highlight=False,
                       markup=False)
-    console.print(f"{len(rows)} predictions written to {output}", highlight=False)
+    unanswered = sum(p.label is None for p in predictions)
+    note = f" ({unanswered} with no prediction: entities too far apart for the encoder)" if unanswered else ""
+    console.print(f"{len(rows)} predictions written to {output}{note}", highlight=False)

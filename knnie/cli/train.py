@@ -30,12 +30,12 @@ def train_command(
 ) -> None:
     """Fine-tune a PURE-style relation classifier (typed entity markers, linear head)."""
     check_target(out, overwrite)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed)
     train_set = load_relations(train_path, "train")
     dev_set = load_relations(dev_path, "dev")
     labels = sorted({ex.label for ex in train_set + dev_set if ex.label is not None})
     types = sorted({s.type for ex in train_set for s in (ex.head, ex.tail) if s.type})
     extractor = RelationExtractor.new(labels, encoder, types, negative_label, max_length)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed)
     history = train(extractor, train_set, dev_set, config, show_progress=True)
     extractor.save_pretrained(out, overwrite)
     save_training(out, config, history, train_path, dev_path, f"{len(labels)} labels", "micro-F1")

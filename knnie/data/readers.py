@@ -10,29 +10,42 @@ Formats are recognised per record, so a user never names them:
   character offsets, end exclusive (or ``"token"`` with TACRED's inclusive token offsets)
 * plain JSONL: ``{"text", "head": {"start", "end"[, "type"]}, "tail": ..., ["label"]}``
   with character offsets, end exclusive.
+
+Every value is type-checked: offsets are integers (``true`` is not), labels and entity types
+strings (or absent), tokens lists of strings; anything else is a `DataError` naming the file,
+the line or record, and the field. Character offsets must not fall inside a character (a letter
+and its accents, a ZWJ emoji sequence, a flag).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import regex
+
+from knnie.data.files import numbered_lines, parse_json, read_text
 from knnie.data.schema import RelationExample, Span
 from knnie.errors import DataError
 
 NO_RELATION = "no_relation"
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# a word is a run of grapheme clusters (a letter with its combining marks, a Devanagari syllable)
+# that start with a word character; any other visible cluster (a ZWJ emoji sequence, a flag, a
+# punctuation mark, a combining mark after a space) is a token of its own
+_TOKEN = regex.compile(r"(?:(?=\w)\X)+|(?=[^\w\s])\X|(?=\s)\X(?<!\s)")
+_CHARACTER = regex.compile(r"\X")
 
 
 def tokenize_with_offsets(text: str, cuts: tuple[int, ...] = ()) -> tuple[list[str], list[tuple[int, int]]]:
-    """Split text into word/punctuation tokens with character offsets.
+    """Split text into word/punctuation tokens with character offsets; no token splits a character
+    (a grapheme cluster).
 
     `cuts` are character positions that must fall on token boundaries (entity edges),
-    so that every entity span maps to whole tokens.
+    so that every entity span maps to whole tokens; they must not fall inside a character
+    (`check_whole_characters`).
     """
     bounds = sorted({0, len(text), *cuts})
     tokens, offsets = [], []
@@ -43,11 +56,36 @@ def tokenize_with_offsets(text: str, cuts: tuple[int, ...] = ()) -> tuple[list[s
     return tokens, offsets
 
 
+def characters_with_offsets(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Every visible character (grapheme cluster) with its offsets: the tokens of character-tokenised
+    languages such as Chinese."""
+    offsets = [m.span() for m in _CHARACTER.finditer(text) if not m.group().isspace()]
+    return [text[a:b] for a, b in offsets], offsets
+
+
+def check_whole_characters(text: str, spans: dict[str, tuple[int, int]], source: str | None = None) -> None:
+    """Refuse a span whose edge falls inside a character (between a letter and its accent, inside a
+    ZWJ emoji sequence or a flag): no token sequence covers it exactly."""
+    edges = {m.start() for m in _CHARACTER.finditer(text)}
+    for name, (start, end) in spans.items():
+        for pos, edge in ((start, "starts"), (end, "ends")):
+            if 0 < pos < len(text) and pos not in edges:
+                raise DataError(f"span [{start}, {end}) {edge} inside a character (at {pos})", path=source,
+                                field=name)
+
+
 def example_from_text(
     text: str, head: tuple[int, int, str | None], tail: tuple[int, int, str | None],
     label: str | None = None, source: str | None = None,
 ) -> RelationExample:
-    """Build an example from raw text and character spans (start, end exclusive, type)."""
+    """Build an example from raw text and character spans (start, end exclusive, type).
+    Spans out of the text, empty, or overlapping each other are refused, as the readers refuse them."""
+    for name, (start, end, _) in (("head", head), ("tail", tail)):
+        if not (_is_int(start) and _is_int(end) and 0 <= start < end <= len(text)):
+            raise DataError(f"span [{start}, {end}) out of range for a text of {len(text)} characters",
+                            path=source, field=name)
+    _no_overlap(head[:2], tail[:2], source, None)
+    check_whole_characters(text, {"head": head[:2], "tail": tail[:2]}, source)
     tokens, offsets = tokenize_with_offsets(text, (head[0], head[1], tail[0], tail[1]))
 
     def to_span(start: int, end: int, typ: str | None, name: str) -> Span:
@@ -68,44 +106,38 @@ def read_relations(path: str | Path, *, negatives: bool = True) -> list[Relation
     ``NO_RELATION`` examples (PURE's setting) or are left out.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    return list(_iter_records(path, negatives))
+    return list(_iter_records(path, read_text(path), negatives))
 
 
-def _iter_records(path: Path, negatives: bool) -> Iterator[RelationExample]:
-    text = path.read_text(encoding="utf-8")
+def _iter_records(path: Path, text: str, negatives: bool) -> Iterator[RelationExample]:
     if not text.strip():
         raise DataError("file is empty", path=path)
     try:
-        whole = json.loads(text)
-    except json.JSONDecodeError:
+        whole = parse_json(text, path)
+    except DataError:
         whole = None
     fewrel = isinstance(whole, dict) and whole and "sentences" not in whole  # one DyGIE doc is not FewRel
     if fewrel and all(isinstance(v, list) for v in whole.values()):
         for label, instances in whole.items():  # FewRel
             for i, inst in enumerate(instances):
-                yield _parse(inst, path, f"{label}[{i}]", negatives, label=label)
+                ex = _parse(inst, path, f"{label}[{i}]", label=label)
+                _validate(ex, path, f"{label}[{i}]")
+                yield ex
         return
     if isinstance(whole, list):
         for i, rec in enumerate(whole):
             yield from _checked(_parse_any(rec, path, f"record {i}", negatives), path, f"record {i}")
         return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON ({e.msg}, column {e.colno})", path=path, line=lineno) from e
-        yield from _checked(_parse_any(rec, path, lineno, negatives), path, lineno)
+    for lineno, line in numbered_lines(text):
+        if line.strip():
+            yield from _checked(_parse_any(parse_json(line, path, lineno), path, lineno, negatives), path, lineno)
 
 
 def _parse_any(rec: Any, path: Path, where: int | str, negatives: bool) -> Iterator[RelationExample]:
     if isinstance(rec, dict) and "sentences" in rec:
         yield from _dygie(rec, path, where, negatives)
     else:
-        yield _parse(rec, path, where, negatives)
+        yield _parse(rec, path, where)
 
 
 def _checked(examples: Iterator[RelationExample], path: Path, where: int | str) -> Iterator[RelationExample]:
@@ -114,93 +146,141 @@ def _checked(examples: Iterator[RelationExample], path: Path, where: int | str) 
         yield ex
 
 
-def _get(rec: dict, key: str, path: Path, where: int | str) -> Any:
+# -- typed fields: a value of the wrong JSON type is a DataError naming it ------------------
+def _get(rec: dict, key: str, path: Path, where: int | str, field: str | None = None) -> Any:
     if key not in rec:
-        raise DataError("missing field", path=path, line=where, field=key)
+        raise DataError("missing field", path=path, line=where, field=field or key)
     return rec[key]
 
 
-def _parse(rec: Any, path: Path, where: int | str, negatives: bool, label: str | None = None) -> RelationExample:
+def _need(ok: bool, what: str, value: Any, path: Path, where: int | str, field: str) -> None:
+    if not ok:
+        shown = json.dumps(value, ensure_ascii=False)
+        raise DataError(f"needs {what}, found {shown if len(shown) <= 40 else shown[:37] + '...'}", path=path,
+                        line=where, field=field)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not an offset
+
+
+def _int(value: Any, path: Path, where: int | str, field: str) -> int:
+    _need(_is_int(value), "an integer", value, path, where, field)
+    return value
+
+
+def _str(value: Any, path: Path, where: int | str, field: str, optional: bool = True) -> str | None:
+    """A label, an entity type or a text: a string (or absent, when optional)."""
+    _need(isinstance(value, str) or (optional and value is None), "a string", value, path, where, field)
+    return value
+
+
+def _tokens(value: Any, path: Path, where: int | str, field: str) -> list[str]:
+    ok = isinstance(value, list) and all(isinstance(t, str) for t in value)
+    _need(ok, "a list of strings", value, path, where, field)
+    return list(value)
+
+
+def _object(value: Any, what: str, path: Path, where: int | str, field: str) -> dict:
+    _need(isinstance(value, dict), f"an object {what}", value, path, where, field)
+    return value
+
+
+# -- the formats ------------------------------------------------------------------------------
+def _parse(rec: Any, path: Path, where: int | str, label: str | None = None) -> RelationExample:
     if not isinstance(rec, dict):
         raise DataError("record is not a JSON object", path=path, line=where)
     src = f"{path}:{where}"
-    try:
-        if "tokens" in rec and isinstance(rec.get("h"), list):  # FewRel instance
-            ex = RelationExample(
-                list(rec["tokens"]), _fewrel_span(rec["h"], "h", path, where),
-                _fewrel_span(rec["t"], "t", path, where), label, source=src,
-            )
-        elif "token" in rec and isinstance(rec.get("h"), dict):  # OpenNRE
-            h, t = _get(rec, "h", path, where), _get(rec, "t", path, where)
-            ex = RelationExample(
-                list(rec["token"]), _pos_span(h, "h", path, where), _pos_span(t, "t", path, where),
-                rec.get("relation"), source=src,
-            )
-        elif "subj_start" in rec:  # TACRED style
-            ex = _tacred(rec, path, where, src)
-        elif "head" in rec or "text" in rec:  # plain JSONL
-            text = _get(rec, "text", path, where)
-            spans = []
-            for name in ("head", "tail"):
-                s = _get(rec, name, path, where)
-                if not isinstance(s, dict) or not isinstance(s.get("start"), int) or not isinstance(s.get("end"), int):
-                    raise DataError("needs integer 'start' and 'end'", path=path, line=where, field=name)
-                if not 0 <= s["start"] < s["end"] <= len(text):
-                    raise DataError(
-                        f"span [{s['start']}, {s['end']}) out of range for a text of {len(text)} characters",
-                        path=path, line=where, field=name,
-                    )
-                spans.append((s["start"], s["end"], s.get("type")))
-            _no_overlap(spans[0][:2], spans[1][:2], path, where)
-            ex = example_from_text(text, spans[0], spans[1], rec.get("label"), src)
-        else:
-            raise DataError(
-                "unrecognised record: expected plain {text, head, tail}, OpenNRE {token, h, t}, "
-                "FewRel, TACRED-style or DyGIE fields", path=path, line=where,
-            )
-    except (KeyError, TypeError, IndexError, ValueError) as e:
-        raise DataError(f"malformed record ({type(e).__name__}: {e})", path=path, line=where) from e
+    if "tokens" in rec and isinstance(rec.get("h"), list):  # FewRel instance
+        ex = RelationExample(
+            _tokens(rec["tokens"], path, where, "tokens"), _fewrel_span(rec, "h", path, where),
+            _fewrel_span(rec, "t", path, where), label, source=src,
+        )
+    elif "token" in rec and isinstance(rec.get("h"), dict):  # OpenNRE
+        ex = RelationExample(
+            _tokens(rec["token"], path, where, "token"), _pos_span(rec, "h", path, where),
+            _pos_span(rec, "t", path, where), _str(rec.get("relation"), path, where, "relation"), source=src,
+        )
+    elif "subj_start" in rec:  # TACRED style
+        ex = _tacred(rec, path, where, src)
+    elif "head" in rec or "text" in rec:  # plain JSONL
+        text = _str(_get(rec, "text", path, where), path, where, "text", optional=False)
+        spans = []
+        for name in ("head", "tail"):
+            s = _object(_get(rec, name, path, where), "{start, end[, type]}", path, where, name)
+            start, end = (_int(_get(s, k, path, where, f"{name}.{k}"), path, where, f"{name}.{k}")
+                          for k in ("start", "end"))
+            spans.append((start, end, _str(s.get("type"), path, where, f"{name}.type")))
+        ex = example_from_text(text, spans[0], spans[1], _str(rec.get("label"), path, where, "label"), src)
+    else:
+        raise DataError(
+            "unrecognised record: expected plain {text, head, tail}, OpenNRE {token, h, t}, "
+            "FewRel, TACRED-style or DyGIE fields", path=path, line=where,
+        )
     ex.meta = {k: rec[k] for k in ("id", "doc_key") if k in rec}
     return ex
 
 
-def _fewrel_span(ent: list, name: str, path: Path, where: int | str) -> Span:
-    idx = ent[2][0]
+def _fewrel_span(rec: dict, name: str, path: Path, where: int | str) -> Span:
+    ent = _get(rec, name, path, where)
+    mentions = ent[2] if isinstance(ent, list) and len(ent) >= 3 else None
+    ok = isinstance(mentions, list) and len(mentions) > 0 and isinstance(mentions[0], list)
+    _need(ok, "[name, id, [[index, ...]]]", ent, path, where, name)
+    idx = [_int(i, path, where, name) for i in mentions[0]]
     if not idx:
         raise DataError("empty mention", path=path, line=where, field=name)
     return Span(min(idx), max(idx) + 1)
 
 
-def _pos_span(ent: dict, name: str, path: Path, where: int | str) -> Span:
+def _pos_span(rec: dict, name: str, path: Path, where: int | str) -> Span:
+    ent = _object(_get(rec, name, path, where), "{pos: [start, end)[, type]}", path, where, name)
     pos = ent.get("pos")
     if not (isinstance(pos, list) and len(pos) == 2):
         raise DataError("needs 'pos': [start, end)", path=path, line=where, field=f"{name}.pos")
-    return Span(int(pos[0]), int(pos[1]), ent.get("type"))
+    start, end = (_int(p, path, where, f"{name}.pos") for p in pos)
+    return Span(start, end, _str(ent.get("type"), path, where, f"{name}.type"))
 
 
 def _tacred(rec: dict, path: Path, where: int | str, src: str) -> RelationExample:
     keys = ("subj_start", "subj_end", "obj_start", "obj_end")
-    s0, s1, o0, o1 = (_get(rec, k, path, where) for k in keys)
-    st, ot = rec.get("subj_type"), rec.get("obj_type")
+    s0, s1, o0, o1 = (_int(_get(rec, k, path, where), path, where, k) for k in keys)
+    st, ot = (_str(rec.get(k), path, where, k) for k in ("subj_type", "obj_type"))
+    label = _str(rec.get("relation"), path, where, "relation")
     if "text" in rec:
-        text = rec["text"]
+        text = _str(rec["text"], path, where, "text", optional=False)
         for k, a, b in (("subj", s0, s1), ("obj", o0, o1)):
             if not 0 <= a < b <= len(text):
                 raise DataError(f"span [{a}, {b}) out of range", path=path, line=where, field=f"{k}_start")
         _no_overlap((s0, s1), (o0, o1), path, where)
-        return example_from_text(text, (s0, s1, st), (o0, o1, ot), rec.get("relation"), src)
-    tokens = _get(rec, "token", path, where)  # original TACRED: token offsets, end inclusive
-    return RelationExample(list(tokens), Span(s0, s1 + 1, st), Span(o0, o1 + 1, ot), rec.get("relation"), source=src)
+        return example_from_text(text, (s0, s1, st), (o0, o1, ot), label, src)
+    tokens = _tokens(_get(rec, "token", path, where), path, where, "token")  # original TACRED: ends inclusive
+    return RelationExample(tokens, Span(s0, s1 + 1, st), Span(o0, o1 + 1, ot), label, source=src)
 
 
 def _dygie(doc: dict, path: Path, where: int | str, negatives: bool) -> Iterator[RelationExample]:
     sentences = _get(doc, "sentences", path, where)
-    ners = _get(doc, "ner", path, where)
-    rels = doc.get("relations") or [[] for _ in sentences]
+    _need(isinstance(sentences, list), "a list of sentences", sentences, path, where, "sentences")
+    sentences = [_tokens(s, path, where, f"sentences[{i}]") for i, s in enumerate(sentences)]
+    ners = _per_sentence(_get(doc, "ner", path, where), len(sentences), path, where, "ner")
+    rels = _per_sentence(doc.get("relations") or [[] for _ in sentences], len(sentences), path, where, "relations")
     offset = 0
     for si, tokens in enumerate(sentences):
-        ents = [Span(s - offset, e - offset + 1, t) for s, e, t in ners[si]]
-        gold = {(hs - offset, he - offset + 1, ts - offset, te - offset + 1): r for hs, he, ts, te, r in rels[si]}
+        bounds = (offset, offset + len(tokens))
+        ents = []
+        for j, item in enumerate(ners[si]):
+            (s, e), typ = _dygie_span(item, 3, bounds, path, where, f"ner[{si}][{j}]")
+            ents.append(Span(s, e, _str(typ, path, where, f"ner[{si}][{j}]")))
+        gold = {}
+        for j, item in enumerate(rels[si]):
+            field = f"relations[{si}][{j}]"
+            (hs, he, ts, te), relation = _dygie_span(item, 5, bounds, path, where, field)
+            for s, e in ((hs, he), (ts, te)):
+                if not any((x.start, x.end) == (s, e) for x in ents):
+                    raise DataError(f"argument [{s + offset}, {e + offset - 1}] is not an entity of sentence {si}",
+                                    path=path, line=where, field=field)
+            if hs < te and ts < he:
+                raise DataError("head and tail overlap", path=path, line=where, field=field)
+            gold[(hs, he, ts, te)] = _str(relation, path, where, field, optional=False)
         for h in ents:
             for t in ents:
                 if h == t or h.overlaps(t):
@@ -209,10 +289,33 @@ def _dygie(doc: dict, path: Path, where: int | str, negatives: bool) -> Iterator
                 if label is None and not negatives:
                     continue
                 yield RelationExample(
-                    list(tokens), h, t, label or NO_RELATION, source=f"{path}:{where}",
+                    tokens, h, t, label or NO_RELATION, source=f"{path}:{where}",
                     meta={"doc_key": doc.get("doc_key"), "sentence": si},
                 )
         offset += len(tokens)
+
+
+def _per_sentence(value: Any, n: int, path: Path, where: int | str, field: str) -> list[list]:
+    ok = isinstance(value, list) and len(value) == n and all(isinstance(v, list) for v in value)
+    _need(ok, f"a list of {n} lists (one per sentence)", value, path, where, field)
+    return value
+
+
+def _dygie_span(item: Any, width: int, bounds: tuple[int, int], path: Path, where: int | str,
+                field: str) -> tuple[tuple[int, ...], Any]:
+    """The sentence-relative token spans (end exclusive) of a DyGIE entity [start, end, type] or
+    relation [h_start, h_end, t_start, t_end, label], whose offsets count document tokens, ends
+    inclusive; and its last element."""
+    _need(isinstance(item, list) and len(item) == width, f"a list of {width} values", item, path, where, field)
+    *offsets, last = item
+    offsets = [_int(x, path, where, field) for x in offsets]
+    spans = []
+    for s, e in zip(offsets[::2], offsets[1::2]):
+        if not bounds[0] <= s <= e < bounds[1]:
+            raise DataError(f"span [{s}, {e}] is outside its sentence (document tokens {bounds[0]} to "
+                            f"{bounds[1] - 1})", path=path, line=where, field=field)
+        spans += [s - bounds[0], e - bounds[0] + 1]
+    return tuple(spans), last
 
 
 def _no_overlap(a: tuple[int, int], b: tuple[int, int], path: Path, where: int | str) -> None:

@@ -40,11 +40,30 @@ class RelationExample:
     def sentence(self) -> str:
         return self.text if self.text is not None else " ".join(self.tokens)
 
+    def located(self) -> tuple[str, list[tuple[int, int]]]:
+        """The text and each token's character offsets in it: the original ones when the
+        example came as text, else the tokens joined by spaces."""
+        if self.text is not None and self.char_offsets is not None:
+            return self.text, self.char_offsets
+        return " ".join(self.tokens), joined_offsets(self.tokens)
+
     def mention(self, span: Span) -> str:
-        return " ".join(self.tokens[span.start : span.end])
+        """The span as it reads in the text (not its tokens re-joined)."""
+        return self.span_row(span)["text"]
+
+    def span_row(self, span: Span) -> dict[str, Any]:
+        """{"text", "start", "end", "type"} of a span, in characters of `located()`'s text."""
+        text, offsets = self.located()
+        start, end = offsets[span.start][0], offsets[span.end - 1][1]
+        return {"text": text[start:end], "start": start, "end": end, "type": span.type}
+
+    def to_row(self) -> dict[str, Any]:
+        """The example as users read it: {"text", "head", "tail"}, the spans as `span_row` gives them."""
+        return {"text": self.located()[0], "head": self.span_row(self.head), "tail": self.span_row(self.tail)}
 
     def to_dict(self) -> dict[str, Any]:
-        """A compact JSON-able record (used for memory metadata and predictions)."""
+        """A compact JSON-able record (a memory's record of the example), with the original
+        text and its token offsets when the example came as text."""
         d = {
             "tokens": self.tokens,
             "head": asdict(self.head),
@@ -53,14 +72,42 @@ class RelationExample:
         }
         if self.text is not None:
             d["text"] = self.text
+            if self.char_offsets is not None:
+                d["char_offsets"] = [list(o) for o in self.char_offsets]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RelationExample:
-        return cls(
-            tokens=list(d["tokens"]), head=Span(**d["head"]), tail=Span(**d["tail"]),
-            label=d.get("label"), text=d.get("text"),
-        )
+        """Read `to_dict`'s record; in a record written before offsets were kept, the tokens
+        are found in the text again."""
+        tokens, text = list(d["tokens"]), d.get("text")
+        if d.get("char_offsets") is not None:
+            offsets = [(int(a), int(b)) for a, b in d["char_offsets"]]
+        else:
+            offsets = _find_tokens(tokens, text) if text is not None else None
+        return cls(tokens=tokens, head=Span(**d["head"]), tail=Span(**d["tail"]), label=d.get("label"),
+                   text=text if offsets is not None else None, char_offsets=offsets)
+
+
+def joined_offsets(tokens: list[str], sep: int = 1) -> list[tuple[int, int]]:
+    """Character offsets of tokens joined with `sep` spaces."""
+    out, at = [], 0
+    for t in tokens:
+        out.append((at, at + len(t)))
+        at += len(t) + sep
+    return out
+
+
+def _find_tokens(tokens: list[str], text: str) -> list[tuple[int, int]] | None:
+    """Where each token lies in `text`, searched left to right; None if one is not there."""
+    out, at = [], 0
+    for t in tokens:
+        start = text.find(t, at)
+        if start < 0:
+            return None
+        at = start + len(t)
+        out.append((start, at))
+    return out
 
 
 @dataclass

@@ -14,11 +14,11 @@ Unlabelled input for prediction (`read_sentences`): a ``.jsonl`` file of ``{"tex
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from knnie.data.readers import tokenize_with_offsets
+from knnie.data.files import numbered_lines, parse_json, read_text
+from knnie.data.readers import characters_with_offsets, tokenize_with_offsets
 from knnie.data.schema import TaggedSentence
 from knnie.errors import DataError
 
@@ -37,9 +37,7 @@ def bio_tag(tag: str, path: str | Path | None, line: int | None) -> str:
 def read_tagged(path: str | Path) -> list[TaggedSentence]:
     """Every tagged sentence of a column file or a {tokens, tags} JSONL file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     if not text.strip():
         raise DataError("file is empty", path=path)
     sentences = _read_jsonl(path, text) if text.lstrip().startswith("{") else _read_columns(path, text)
@@ -60,7 +58,7 @@ def _read_columns(path: Path, text: str) -> list[TaggedSentence]:
             sentences.append(TaggedSentence(tokens.copy(), tags.copy(), source=str(path), lines=lines.copy()))
             tokens.clear(), tags.clear(), lines.clear()
 
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in numbered_lines(text):
         cols = line.split()
         if not cols:
             flush()
@@ -84,7 +82,7 @@ def _read_columns(path: Path, text: str) -> list[TaggedSentence]:
 
 def _read_jsonl(path: Path, text: str) -> list[TaggedSentence]:
     sentences = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in numbered_lines(text):
         if not line.strip():
             continue
         rec = _json_object(line, path, lineno)
@@ -104,12 +102,9 @@ def _read_jsonl(path: Path, text: str) -> list[TaggedSentence]:
 def sentence_from_text(text: str, chars: bool = False, source: str | None = None,
                        line: int | None = None) -> TaggedSentence:
     """Tokenise raw text into words and punctuation (or into characters, for models trained
-    on character-tokenised languages), keeping character offsets."""
-    if chars:
-        offsets = [(i, i + 1) for i, c in enumerate(text) if not c.isspace()]
-        tokens = [text[a:b] for a, b in offsets]
-    else:
-        tokens, offsets = tokenize_with_offsets(text)
+    on character-tokenised languages), keeping character offsets; a character is a grapheme
+    cluster, so an accent or a ZWJ emoji sequence stays whole."""
+    tokens, offsets = characters_with_offsets(text) if chars else tokenize_with_offsets(text)
     if not tokens:
         raise DataError("empty sentence", path=source, line=line, field="text")
     return TaggedSentence(tokens, None, text, offsets, source, [line] * len(tokens) if line else None)
@@ -118,11 +113,10 @@ def sentence_from_text(text: str, chars: bool = False, source: str | None = None
 def read_sentences(path: str | Path, chars: bool = False) -> list[TaggedSentence]:
     """Unlabelled sentences: JSONL of {"text"} or {"tokens"}, or one sentence per non-blank line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
+    text = read_text(path)
     out = []
     jsonl = path.suffix == ".jsonl"
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in numbered_lines(text):
         if not line.strip():
             continue
         if not jsonl:
@@ -143,10 +137,7 @@ def read_sentences(path: str | Path, chars: bool = False) -> list[TaggedSentence
 
 
 def _json_object(line: str, path: Path, lineno: int) -> dict:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON ({e.msg}, column {e.colno})", path=path, line=lineno) from e
+    rec = parse_json(line, path, lineno)
     if not isinstance(rec, dict):
         raise DataError("record is not a JSON object", path=path, line=lineno)
     return rec

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from knnie.data.files import NotUTF8Error, numbered_lines, parse_json, read_text
 from knnie.data.readers import tokenize_with_offsets
 from knnie.errors import DataError, KnnieError
 from knnie.io import atomic_path
@@ -59,10 +60,8 @@ def _norm(name: str) -> tuple[str, ...]:
 def read_triples(path: str | Path) -> list[Triple]:
     """KB triples, one per line: head<TAB>relation<TAB>tail[<TAB>ids ignored]; '#' comments."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("triples file not found", path=path)
     triples = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in numbered_lines(read_text(path, "triples file")):
         if not line.strip() or line.startswith("#"):
             continue
         cols = line.split("\t")
@@ -82,10 +81,8 @@ def read_triples(path: str | Path) -> list[Triple]:
 def read_aliases(path: str | Path) -> dict[str, list[str]]:
     """Aliases, one entity per line: name<TAB>alias[<TAB>alias ...]."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("aliases file not found", path=path)
     aliases: dict[str, list[str]] = defaultdict(list)
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in numbered_lines(read_text(path, "aliases file")):
         if not line.strip() or line.startswith("#"):
             continue
         cols = [c.strip() for c in line.split("\t")]
@@ -139,34 +136,43 @@ class Matcher:
         return found
 
 
-def iter_documents(pattern: str, summary: DSSummary, one_per_line: bool = False) -> Iterator[tuple[str, str]]:
-    """(source, text) of every document: a .jsonl file gives one {text} per line; other files
-    are one document each, or one per line with `one_per_line`. Non-UTF-8 files are reported
-    and skipped."""
-    paths = sorted(glob.glob(pattern, recursive=True)) or ([pattern] if Path(pattern).is_file() else [])
+def corpus_files(corpus: str) -> list[Path]:
+    """The files of a corpus given as a file, a directory (every file under it, sorted, hidden
+    files and folders left out) or a glob pattern ('**' recurses)."""
+    root = Path(corpus)
+    if root.is_dir():
+        paths = sorted(p for p in root.rglob("*")
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    else:
+        paths = [Path(p) for p in sorted(glob.glob(corpus, recursive=True))] or [root]
+        paths = [p for p in paths if p.is_file()]
     if not paths:
-        raise KnnieError(f"corpus '{pattern}' matches no file")
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            continue
+        raise KnnieError(f"corpus '{corpus}' matches no file")
+    return paths
+
+
+def iter_documents(corpus: str, summary: DSSummary, one_per_line: bool = False) -> Iterator[tuple[str, str]]:
+    """(source, text) of every document of the corpus (`corpus_files`): a .jsonl file gives one
+    {text} per line; other files are one document each, or one per line with `one_per_line`.
+    Non-UTF-8 files are reported and skipped."""
+    for path in corpus_files(corpus):
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            summary.skipped_files[str(path)] = f"not UTF-8 ({e.reason} at byte {e.start})"
-            log.warning("%s: skipped, not UTF-8 (%s at byte %d)", path, e.reason, e.start)
+            text = read_text(path)
+        except NotUTF8Error as e:
+            summary.skipped_files[str(path)] = e.reason
+            log.warning("%s: skipped, %s", path, e.reason)
             continue
         summary.files += 1
         if path.suffix == ".jsonl":
-            for lineno, line in enumerate(text.splitlines(), 1):
+            for lineno, line in numbered_lines(text):
                 if line.strip():
-                    try:
-                        yield f"{path}:{lineno}", json.loads(line)["text"]
-                    except (json.JSONDecodeError, KeyError, TypeError) as e:
-                        raise DataError(f"expected a JSON object with 'text' ({e})", path=path, line=lineno,
-                                        field="text") from e
+                    rec = parse_json(line, path, lineno)
+                    if not (isinstance(rec, dict) and isinstance(rec.get("text"), str)):
+                        raise DataError("expected a JSON object with 'text' (a string)", path=path, line=lineno,
+                                        field="text")
+                    yield f"{path}:{lineno}", rec["text"]
         elif one_per_line:
-            for lineno, line in enumerate(text.splitlines(), 1):
+            for lineno, line in numbered_lines(text):
                 if line.strip():
                     yield f"{path}:{lineno}", line
         else:

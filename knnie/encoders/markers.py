@@ -25,6 +25,14 @@ def marker_tokens(entity_types: list[str]) -> list[str]:
     return [marker(r, t, e) for t in [None, *entity_types] for r in ("H", "T") for e in (False, True)]
 
 
+class EntitiesTooFarApart(DataError):
+    """An example whose head and tail alone exceed the encoder's limit: no window can hold it."""
+
+    def __init__(self, message: str, *, needed: int, path: str | None = None) -> None:
+        super().__init__(message, path=path, field="tokens")
+        self.needed = needed  # sub-words from the first entity's start marker to the second's end marker
+
+
 @dataclass
 class EncodedBatch:
     input_ids: list[list[int]]
@@ -50,26 +58,84 @@ def with_markers(ex: RelationExample, entity_types: set[str]) -> tuple[list[str]
     return words, starts["H"], starts["T"]
 
 
+def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_length: int
+               ) -> tuple[list[int], int, int, bool]:
+    """Sub-word ids of one example with markers, the positions of its head and tail start
+    markers, and whether it was cut to a window (it was over `max_length`). Raises
+    `EntitiesTooFarApart` if the entities alone do not fit."""
+    words, h, t = with_markers(ex, entity_types)
+    enc = tokenizer(words, is_split_into_words=True)
+    windowed = len(enc["input_ids"]) > max_length
+    if windowed:
+        lo, hi = _window(tokenizer, ex, enc.word_ids(), len(words), min(h, t), max(h, t), max_length)
+        words, h, t = words[lo:hi], h - lo, t - lo
+        enc = tokenizer(words, is_split_into_words=True)
+    first_piece = {}
+    for pos, w in enumerate(enc.word_ids()):
+        if w is not None:
+            first_piece.setdefault(w, pos)
+    return enc["input_ids"], first_piece[h], first_piece[t], windowed
+
+
 def encode(tokenizer, examples: list[RelationExample], entity_types: set[str], max_length: int) -> EncodedBatch:
     """Tokenise examples with markers; a sentence over `max_length` sub-words is cut to a
-    window around its entities (never through them), and refused if the entities alone
-    do not fit."""
+    window around its entities (never through them), with one warning for all the windowed
+    examples of the call. Examples whose entities alone do not fit are refused all at once,
+    the error saying how many and where (`too_long` finds them without refusing)."""
     batch = EncodedBatch([], [], [])
-    for ex in examples:
-        words, h, t = with_markers(ex, entity_types)
-        enc = tokenizer(words, is_split_into_words=True)
-        if len(enc["input_ids"]) > max_length:
-            lo, hi = _window(tokenizer, ex, enc.word_ids(), len(words), min(h, t), max(h, t), max_length)
-            words, h, t = words[lo:hi], h - lo, t - lo
-            enc = tokenizer(words, is_split_into_words=True)
-        first_piece = {}
-        for pos, w in enumerate(enc.word_ids()):
-            if w is not None:
-                first_piece.setdefault(w, pos)
-        batch.input_ids.append(enc["input_ids"])
-        batch.head_pos.append(first_piece[h])
-        batch.tail_pos.append(first_piece[t])
+    refused, windowed = {}, []
+    for i, ex in enumerate(examples):
+        try:
+            ids, h, t, cut = encode_one(tokenizer, ex, entity_types, max_length)
+        except EntitiesTooFarApart as e:
+            refused[i] = e
+            continue
+        if cut:
+            windowed.append(_where(ex, i))
+        batch.input_ids.append(ids)
+        batch.head_pos.append(h)
+        batch.tail_pos.append(t)
+    if refused:
+        raise refusal(refused, examples, max_length)
+    if windowed:
+        log.warning("%d of %d examples exceed the limit of %d sub-words; each was cut to a window of words "
+                    "around its entities: %s", len(windowed), len(examples), max_length, first_few(windowed))
     return batch
+
+
+def too_long(tokenizer, examples: list[RelationExample], entity_types: set[str],
+             max_length: int) -> dict[int, EntitiesTooFarApart]:
+    """The examples `encode` would refuse, by index, each with its error."""
+    out = {}
+    for i, ex in enumerate(examples):
+        try:
+            encode_one(tokenizer, ex, entity_types, max_length)
+        except EntitiesTooFarApart as e:
+            out[i] = e
+    return out
+
+
+def refusal(refused: dict[int, EntitiesTooFarApart], examples: list[RelationExample],
+            max_length: int) -> EntitiesTooFarApart:
+    """One error for all the examples `too_long` found: the example's own error if there is
+    one, else how many there are and where the first are."""
+    if len(refused) == 1:
+        return next(iter(refused.values()))
+    return EntitiesTooFarApart(
+        f"{len(refused)} of {len(examples)} examples have head and tail further apart than the encoder's limit of "
+        f"{max_length} sub-words; fix or drop them: "
+        + first_few([f"{_where(examples[i], i)} ({e.needed} sub-words)" for i, e in refused.items()]),
+        needed=max(e.needed for e in refused.values()))
+
+
+def first_few(items: list[str], n: int = 3) -> str:
+    """The first n items, and how many more there are: for one-line summaries."""
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def _where(ex: RelationExample, i: int) -> str:
+    return ex.source or f"example {i}"
 
 
 def _window(
@@ -86,9 +152,9 @@ def _window(
     lo, hi = first, second + (second_entity.end - second_entity.start) + 2  # through its end marker
     used = sum(counts[lo:hi])
     if used > budget:
-        raise DataError(
-            f"head and tail span {used} sub-words together, more than the encoder's limit of "
-            f"{max_length}", path=ex.source, field="tokens",
+        raise EntitiesTooFarApart(
+            f"head and tail span {used} sub-words together, more than the encoder's limit of {max_length}",
+            needed=used, path=ex.source,
         )
     while True:
         grew = False
@@ -98,8 +164,4 @@ def _window(
             hi, used, grew = hi + 1, used + counts[hi], True
         if not grew:
             break
-    log.warning(
-        "%s: %d sub-words exceed the limit of %d; kept a window of words %d..%d around the entities",
-        ex.source or "example", sum(counts), max_length, lo, hi,
-    )
     return lo, hi

@@ -8,11 +8,15 @@ vectorised too: one argmax over an (n_λ, n, C) block scores all λ at once.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from knnie.errors import DataError
 from knnie.memory.knn import KERNELS, interpolate, kernel_distances, knn_from_kernel_distances
 
 K_GRID = tuple(2**i for i in range(1, 9))  # 2 .. 256
@@ -26,12 +30,49 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class KnnParams:
-    """What the tuner chooses for one memory."""
+    """What the tuner chooses for one memory. Settings that would give silent nonsense (no
+    neighbours, a division by zero, a negative weight, an unknown kernel) are refused."""
 
     k: int
     temperature: float
     lam: float
     kernel: str = "plain"
+
+    def __post_init__(self) -> None:
+        _refuse(asdict(self))
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: str | Path | None = None, field: str | None = None) -> KnnParams:
+        """Settings read from a config (`field` names them there, e.g. "knn.train"); any
+        problem is a DataError naming `path` and the field."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(raw, dict) or not set(names[:3]) <= raw.keys() <= set(names):
+            raise DataError(f"needs {', '.join(names)} (kernel optional), found {raw!r}", path=path, field=field)
+        _refuse(raw, path, field)
+        return cls(**raw)
+
+
+def _refuse(values: dict[str, Any], path: str | Path | None = None, field: str | None = None) -> None:
+    """Raise a DataError naming the first unsound setting among k, temperature, lam and kernel."""
+    k, t, lam, kernel = values["k"], values["temperature"], values["lam"], values.get("kernel", "plain")
+    problems = (
+        ("k", not _integer(k) or k < 1, "an integer ≥ 1"),
+        ("temperature", not _number(t) or not math.isfinite(t) or t <= 0, "a finite number > 0"),
+        ("lam", not _number(lam) or not 0 <= lam <= 1, "a number in [0, 1]"),
+        ("kernel", kernel not in KERNELS, f"one of {', '.join(KERNELS)}"),
+    )
+    for name, bad, want in problems:
+        if bad:
+            where = f"{field}.{name}" if field else name
+            raise DataError(f"{name} must be {want}, not {values[name]!r}", path=path, field=where)
+
+
+def _integer(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
 def temperature_grid(kernel_dist: np.ndarray) -> list[float]:

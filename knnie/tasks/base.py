@@ -105,7 +105,22 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
 
     @classmethod
     def _check_config(cls, raw: Any, path: Path) -> None:
-        """Refuse a config of another kind before reading it; by default anything goes."""
+        """Refuse a config that is not a JSON object, or whose tuned settings are unsound (a
+        task adds its own checks): each error names the file and the field."""
+        if not isinstance(raw, dict):
+            raise DataError("not a JSON object", path=path)
+        for table in ("knn", "knn_only"):
+            chosen = raw.get(table, {})
+            if not isinstance(chosen, dict):
+                raise DataError("needs an object: memory name -> settings", path=path, field=table)
+            for name, params in chosen.items():
+                KnnParams.from_dict(params, path, f"{table}.{name}")
+        mix = raw.get("mix")
+        weights = list(mix.values()) if isinstance(mix, dict) else None
+        if mix is not None and not (weights and all(isinstance(w, int | float) and 0 <= w <= 1 for w in weights)
+                                    and abs(sum(weights) - 1) < 1e-6):
+            raise DataError(f"needs memory name -> weight, weights in [0, 1] summing to 1; found {mix!r}",
+                            path=path, field="mix")
 
     # -- construction and persistence ------------------------------------------------------
     @classmethod
@@ -208,11 +223,15 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
 
     def params(self, name: str, knn_only: bool = False) -> KnnParams:
         """The tuned settings of memory `name` (at λ = 1 if knn_only), or UNTUNED."""
-        chosen = (self.config.knn_only if knn_only else self.config.knn).get(name)
-        return KnnParams(**chosen) if chosen else UNTUNED
+        table = "knn_only" if knn_only else "knn"
+        chosen = getattr(self.config, table).get(name)
+        return KnnParams.from_dict(chosen, field=f"{table}.{name}") if chosen else UNTUNED
 
     def search(self, vectors: np.ndarray, k: int | None = None, at_least: int = 0) -> Searches:
         """Search every memory once, k deep or as deep as its settings (and `at_least`) need."""
+        if k is not None:
+            check_count(k, 1, "k")
+        check_count(at_least, 0, "at_least")
         return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k))
                 for name, memory in self.memories.items()}
 
@@ -279,7 +298,9 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         (k_max = 256) and every grid point computed from that search."""
         if not self.memories:
             raise KnnieError(f"no memory attached: build one with `{self.memory_command}` before tuning")
-        score = self._dev_score(dev)
+        if not dev:
+            raise KnnieError("the dev set is empty: there is nothing to tune on")
+        score = self._dev_score(dev)  # refuses a dev set it cannot score, before any setting changes
         vectors, p_model = self.encode(dev, batch_size, show_progress)
         searches = self.search(vectors, k=TUNE_K)
         space = self.label_space
@@ -310,3 +331,10 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         weights, best = tune_weights([per[n] for n in names], score)
         self.config.mix = dict(zip(names, weights))
         report["mix"] = {"weights": self.config.mix, "dev_f1": best}
+
+
+def check_count(value: Any, least: int, name: str) -> None:
+    """Refuse a count below `least` (or not an integer) before any work: a negative batch size
+    or number of neighbours would otherwise give silently wrong results."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise KnnieError(f"{name} must be an integer ≥ {least}, not {value!r}")

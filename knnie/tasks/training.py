@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from knnie.errors import KnnieError
 from knnie.progress import track
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,9 @@ Batches = Callable[[int], list[tuple[list[int], dict[str, Any]]]]
 
 @dataclass
 class TrainConfig:
+    """How to train; a setting that would give a broken model (a NaN learning rate, no
+    batches) is refused when the config is made, before any work."""
+
     epochs: int = 3
     batch_size: int = 32
     lr: float = 5e-5
@@ -33,6 +38,41 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of steps
     seed: int = 42
     max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("epochs", _count(self.epochs), "an integer ≥ 1"),
+            ("batch_size", _count(self.batch_size), "an integer ≥ 1"),
+            ("lr", _finite(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("head_lr", _finite(self.head_lr) and self.head_lr > 0, "a finite number > 0"),
+            ("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, "a finite number ≥ 0"),
+            ("warmup", _finite(self.warmup) and 0 <= self.warmup <= 1, "a fraction of the steps, in [0, 1]"),
+            ("max_grad_norm", _finite(self.max_grad_norm) and self.max_grad_norm > 0, "a finite number > 0"),
+        )
+        for name, ok, want in checks:
+            if not ok:
+                raise KnnieError(f"training setting {name} must be {want}, not {getattr(self, name)!r}")
+
+
+def _count(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_classes(train: set[str], dev: set[str], what: str, least: int) -> None:
+    """Refuse a training set with fewer than `least` classes (`what`: "labels", "entity
+    types"): there is nothing to tell apart. Warn about dev classes the training set never
+    shows: the model cannot learn them, they can only be wrong."""
+    if len(train) < least:
+        raise KnnieError(f"the training set has too few {what} to learn from: {len(train)} "
+                         f"({', '.join(sorted(train)) or 'none'}), at least {least} needed")
+    unseen = sorted(dev - train)
+    if unseen:
+        log.warning("%d dev %s never seen in training (no model can learn them): %s", len(unseen), what,
+                    ", ".join(unseen))
 
 
 def seed_everything(seed: int) -> None:
@@ -66,9 +106,13 @@ def fit(model: nn.Module, encoder: nn.Module, head: nn.Module, n_examples: int, 
         model.train()
         epoch_batches = batches(epoch)
         total = 0.0
-        for idx, batch in track(epoch_batches, f"epoch {epoch + 1}/{config.epochs}", len(epoch_batches),
-                                show_progress):
+        for step, (idx, batch) in enumerate(track(epoch_batches, f"epoch {epoch + 1}/{config.epochs}",
+                                                  len(epoch_batches), show_progress)):
             loss = loss_fn(idx, batch)
+            if not torch.isfinite(loss):
+                raise KnnieError(f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
+                                 f"training diverged (lr {config.lr}, head_lr {config.head_lr}) and was stopped "
+                                 "before anything was saved; try lower learning rates")
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

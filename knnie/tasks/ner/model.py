@@ -20,16 +20,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from knnie.data.schema import TaggedSentence
+from knnie.data.schema import TaggedSentence, joined_offsets
 from knnie.data.tagged import sentence_from_text
 from knnie.encoders.loading import DEFAULT_ENCODER
+from knnie.encoders.markers import first_few
 from knnie.encoders.words import CHAR_BILSTM, CharBiLSTMEncoder, HFWordEncoder, WordEncoder, load_word_encoder
 from knnie.errors import DataError, KnnieError
 from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
 from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
-from knnie.tasks.base import MemoryAugmentedModel
+from knnie.tasks.base import MemoryAugmentedModel, check_count
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,14 @@ class NERConfig:
     task: str = "ner"
 
 
+def entity_types(sentences: list[TaggedSentence]) -> set[str]:
+    """The entity types X of the B-X and I-X tags in the data."""
+    return {t[2:] for s in sentences for t in s.tags or () if t != "O"}
+
+
 def tag_set(sentences: list[TaggedSentence]) -> list[str]:
     """O, then B-X and I-X for every entity type X in the data."""
-    types = sorted({t[2:] for s in sentences for t in s.tags or () if t != "O"})
-    return ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
+    return ["O"] + [f"{p}-{t}" for t in sorted(entity_types(sentences)) for p in "BI"]
 
 
 class TaggerModel(nn.Module):
@@ -151,6 +156,9 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
             max_length: int = 256, dropout: float = 0.1) -> EntityRecognizer:
         """An untrained recognizer. `encoder` is a Hugging Face name/path or "char-bilstm",
         whose character vocabulary is built from `train`."""
+        if "O" not in tags or len(tags) < 2 or len(set(tags)) != len(tags):
+            raise KnnieError(f"an entity recognizer needs the tag O and entity tags (B-X, I-X), each once; got "
+                             f"{list(tags)}")
         char_tokens = bool(train) and all(len(t) == 1 for s in train for t in s.tokens)
         if encoder == CHAR_BILSTM:
             if not train:
@@ -164,6 +172,8 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
 
     @classmethod
     def _check_config(cls, raw: Any, path: Path) -> None:
+        """The shared checks, and the task: an RE model's config is not read as a NER one."""
+        super()._check_config(raw, path)
         if raw.get("task") != "ner":
             raise DataError(f"task is '{raw.get('task')}', not 'ner': not an entity recognizer",
                             path=path, field="task")
@@ -193,11 +203,11 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return np.array(ids, dtype=np.int64)
 
     def windows(self, sentences: list[TaggedSentence]) -> list[Window]:
-        """Each sentence as one window of sub-tokens, or several (with a warning) when it is
-        longer than the encoder's limit; no word is ever dropped."""
+        """Each sentence as one window of sub-tokens, or several when it is longer than the
+        encoder's limit (one warning for all such sentences); no word is ever dropped."""
         enc = self.encoder
         budget = enc.max_length - len(enc.prefix) - len(enc.suffix)
-        out = []
+        out, split = [], []
         for si, s in enumerate(sentences):
             if not s.tokens:
                 raise DataError("empty sentence", path=s.source, line=s.line(), field="tokens")
@@ -212,8 +222,10 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
             out.append(Window(si, first, enc.prefix + ids + enc.suffix, pos))
             if count:
                 where = ":".join(str(p) for p in (s.source, s.line()) if p is not None) or f"sentence {si}"
-                log.warning("%s: %d words exceed the encoder's %d sub-tokens; split into %d windows",
-                            where, len(s.tokens), enc.max_length, count + 1)
+                split.append(f"{where} ({len(s.tokens)} words, {count + 1} windows)")
+        if split:
+            log.warning("%d of %d sentences exceed the encoder's %d sub-tokens and were split into windows: %s",
+                        len(split), len(sentences), enc.max_length, first_few(split))
         return out
 
     def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False,
@@ -245,6 +257,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     def encode(self, sentences: list[TaggedSentence], batch_size: int = 64,
                show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Word vectors (n_words, H) and p_model (n_words, C), words of all sentences concatenated."""
+        check_count(batch_size, 1, "batch_size")
         self.model.eval()
         starts = np.cumsum([0] + [len(s.tokens) for s in sentences])
         vectors = np.zeros((starts[-1], self.encoder.hidden_size), dtype=np.float32)
@@ -290,12 +303,14 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
                 if not t:
                     raise DataError("empty sentence", path=f"input {i}", field="tokens")
                 sep = "" if self.config.char_tokens else " "
-                out.append(TaggedSentence(list(t), None, sep.join(t), _offsets(t, len(sep)), f"input {i}"))
+                out.append(TaggedSentence(list(t), None, sep.join(t), joined_offsets(t, len(sep)), f"input {i}"))
         return out
 
     def predict(self, texts: list[str | list[str] | TaggedSentence], neighbours: int = 0, batch_size: int = 64,
                 show_progress: bool = False) -> list[NERPrediction]:
         """Entities of each text, with type, score and the nearest training words behind them."""
+        check_count(neighbours, 0, "neighbours")
+        check_count(batch_size, 1, "batch_size")
         sentences = self.as_sentences(texts)
         if not sentences:
             return []
@@ -308,7 +323,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         results, at = [], 0
         for s in sentences:
             tags = [space[i] for i in best[at : at + len(s.tokens)]]
-            offsets = s.char_offsets or _offsets(s.tokens, 1)
+            offsets = s.char_offsets or joined_offsets(s.tokens)
             text = s.text if s.text is not None else " ".join(s.tokens)
             entities = []
             for start, end, typ in bio_spans(tags):
@@ -331,7 +346,12 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return lambda pred: entity_f1_ids(pred, gold, first, table)
 
     def _dev_score(self, dev: list[TaggedSentence]) -> ScoreFn:
-        return self.score_fn(dev)
+        """Refuses a dev set with no entity: entity F1 is 0 at every setting."""
+        score = self.score_fn(dev)
+        if all(tag == "O" for s in dev for tag in s.tags):
+            raise KnnieError("the dev set has no entity (every tag is O): entity F1 is 0 at every setting, so "
+                             "there is nothing to tune on; give dev sentences with entities")
+        return score
 
     def predict_tags(self, sentences: list[TaggedSentence], batch_size: int = 64,
                      show_progress: bool = False) -> dict[str, list[list[str]]]:
@@ -349,11 +369,3 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         tags = self.predict_tags(sentences, batch_size, show_progress)
         return {method: entity_report([s.tags for s in sentences], pred) for method, pred in tags.items()}
 
-
-def _offsets(tokens: list[str], sep: int) -> list[tuple[int, int]]:
-    """Character offsets of tokens joined with `sep` spaces."""
-    out, at = [], 0
-    for t in tokens:
-        out.append((at, at + len(t)))
-        at += len(t) + sep
-    return out

@@ -5,18 +5,20 @@ from __future__ import annotations
 import torch
 
 from knnie.data.schema import TaggedSentence
-from knnie.tasks.ner.model import EntityRecognizer
-from knnie.tasks.training import TrainConfig, fit, seed_everything
+from knnie.tasks.ner.model import EntityRecognizer, entity_types
+from knnie.tasks.training import TrainConfig, check_classes, fit, seed_everything
 
 IGNORE = -100  # padding words carry no loss
 
 
 def train_ner(recognizer: EntityRecognizer, train_set: list[TaggedSentence], dev_set: list[TaggedSentence],
               config: TrainConfig = TrainConfig(), show_progress: bool = False) -> list[dict]:
-    """Cross-entropy on each word's first sub-token; dev entity micro-F1 picks the best epoch."""
+    """Cross-entropy on each word's first sub-token; dev entity micro-F1 picks the best epoch.
+    A training set with no entity is refused before any step."""
     seed_everything(config.seed)
     model = recognizer.model
     gold = recognizer.tag_ids(train_set, recognizer.labels)
+    check_classes(entity_types(train_set), entity_types(dev_set), "entity types", 1)
     windows = recognizer.windows(train_set)
     starts = [0]
     for s in train_set:

@@ -7,6 +7,7 @@ p = λ·p_kNN + (1 − λ)·p_RE, and with two memories p = α·p(first) + (1 �
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,13 +20,14 @@ from torch import nn
 from knnie.data.readers import NO_RELATION
 from knnie.data.schema import RelationExample
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
-from knnie.encoders.markers import encode, marker_tokens
+from knnie.encoders.markers import EntitiesTooFarApart, encode, marker_tokens, refusal, too_long
 from knnie.errors import DataError, KnnieError
 from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
-from knnie.tasks.base import MemoryAugmentedModel
+from knnie.tasks.base import MemoryAugmentedModel, check_count
 
+log = logging.getLogger(__name__)
 NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
 
 
@@ -69,24 +71,43 @@ class Neighbour:
     memory: str
     label: str
     distance: float
-    record: dict[str, Any]
+    record: dict[str, Any]  # the example behind it (`RelationExample.to_dict`)
+
+    def to_row(self) -> dict[str, Any]:
+        """The entry as users read it: its original sentence and mentions, label, distance, memory."""
+        return {**RelationExample.from_dict(self.record).to_row(), "label": self.label, "distance": self.distance,
+                "memory": self.memory}
 
 
 @dataclass
 class RelationPrediction:
-    label: str
-    probability: float
+    """The relation of one example; with no answer (its entities do not fit the encoder) the
+    label and probability are None and `reason` says why."""
+
+    label: str | None
+    probability: float | None
     neighbours: list[Neighbour]
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_row(self, example: RelationExample) -> dict[str, Any]:
+        """What `knnie predict` writes for `example`: its text and mentions (character offsets
+        into that text), the prediction, its probability, the neighbours, and the reason when
+        there is no answer."""
+        row = {**example.to_row(), "prediction": self.label, "probability": self.probability,
+               "neighbours": [n.to_row() for n in self.neighbours]}
+        if self.reason is not None:
+            row["reason"] = self.reason
+        return row
 
 
 class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     """Classify the relation between a head and a tail entity, consulting memories.
 
-    Persistence, memories, kNN interpolation and tuning come from `MemoryAugmentedModel`;
-    with two memories they are mixed as p = α·p(first) + (1 − α)·p(second), α tuned on dev.
+    Persistence, memories, kNN interpolation, the mix of several memories and tuning come from
+    `MemoryAugmentedModel`.
 
     >>> re = RelationExtractor.from_pretrained("model_dir")
     >>> re.predict([example], neighbours=3)[0].label
@@ -113,6 +134,10 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     def new(cls, labels: list[str], encoder: str = DEFAULT_ENCODER, entity_types: list[str] = (),
             negative_label: str | None = None, max_length: int = 256, dropout: float = 0.1) -> RelationExtractor:
         """An untrained extractor: the encoder with marker tokens added and a fresh head."""
+        if len(set(labels)) < 2 or len(set(labels)) != len(labels):
+            raise KnnieError(f"a relation extractor needs two labels or more, each once; got {list(labels)}")
+        if negative_label is not None and negative_label not in labels:
+            raise KnnieError(f"the negative label '{negative_label}' is not one of the labels {list(labels)}")
         if negative_label is None:
             negative_label = next((n for n in NEGATIVE_LABELS if n in labels), None)
         base, tokenizer = load_encoder(encoder)
@@ -139,6 +164,8 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         index = {label: i for i, label in enumerate(self.label_space if labels is None else labels)}
         ids = []
         for ex in examples:
+            if ex.label is None:
+                raise DataError("missing label (gold labels are needed here)", path=ex.source, field="label")
             if ex.label not in index:
                 raise DataError(f"label '{ex.label}' is not one of the model's {len(index)} labels",
                                 path=ex.source, field="label")
@@ -172,10 +199,20 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
             }))
         return out
 
+    def too_long(self, examples: list[RelationExample], refuse: bool = False) -> dict[int, EntitiesTooFarApart]:
+        """The examples whose head and tail alone exceed the encoder's limit, by index: `encode`
+        refuses them, `predict` answers them with no label. With `refuse`, finding any is the
+        error `encode` raises (how many, and where the first are)."""
+        found = too_long(self.tokenizer, examples, set(self.config.entity_types), self.config.max_length)
+        if found and refuse:
+            raise refusal(found, examples, self.config.max_length)
+        return found
+
     @torch.no_grad()
     def encode(self, examples: list[RelationExample], batch_size: int = 64,
                show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Relation vectors (n, 2·hidden) and the classifier's p_RE (n, C)."""
+        check_count(batch_size, 1, "batch_size")
         self.model.eval()
         n = len(examples)
         vectors = np.zeros((n, self.model.classifier.in_features), dtype=np.float32)
@@ -204,18 +241,31 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], neighbours: int = 3, batch_size: int = 64,
                 show_progress: bool = False) -> list[RelationPrediction]:
-        """The relation of each example, its probability and the nearest memory entries."""
+        """The relation of each example, its probability and the nearest memory entries. An
+        example whose entities do not fit the encoder gets no answer (see `RelationPrediction`)
+        and the others are still predicted."""
+        check_count(neighbours, 0, "neighbours")
+        check_count(batch_size, 1, "batch_size")
+        unfit = self.too_long(examples)  # one tokenisation more: cheap next to the encoder
+        if unfit:
+            log.warning("no prediction: %s", refusal(unfit, examples, self.config.max_length))
+        answers = iter(self._answers([ex for i, ex in enumerate(examples) if i not in unfit], neighbours,
+                                     batch_size, show_progress))
+        return [RelationPrediction(None, None, [], str(unfit[i])) if i in unfit else next(answers)
+                for i in range(len(examples))]
+
+    def _answers(self, examples: list[RelationExample], neighbours: int, batch_size: int,
+                 show_progress: bool) -> list[RelationPrediction]:
+        """`predict` for examples that all fit the encoder."""
         if not examples:
             return []
-        p, searches = self.method_distributions(examples, batch_size, show_progress)
+        vectors, p_model = self.encode(examples, batch_size, show_progress)
+        searches = self.search(vectors, at_least=neighbours)
+        p = self.distributions(p_model, searches)
         p = p.get(self.knn_method, p["vanilla"])
-        space = self.label_space
-        results = []
-        for i, row in enumerate(p):
-            best = int(row.argmax())
-            results.append(RelationPrediction(space[best], float(row[best]),
-                                              self._neighbours(searches, i, neighbours)))
-        return results
+        best, space = p.argmax(-1), self.label_space
+        return [RelationPrediction(space[b], float(p[i, b]), self._neighbours(searches, i, neighbours))
+                for i, b in enumerate(best)]
 
     # -- dev tuning and evaluation ---------------------------------------------------------
     def score_fn(self, gold: np.ndarray) -> ScoreFn:
@@ -226,7 +276,13 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         return lambda pred: micro_f1_ids(pred, gold, neg)
 
     def _dev_score(self, dev: list[RelationExample]) -> ScoreFn:
-        return self.score_fn(self.label_ids(dev))
+        """Refuses a dev set of negatives only: micro-F1 without them is 0 at every setting."""
+        gold = self.label_ids(dev)
+        negative = self.config.negative_label
+        if negative is not None and (gold == self.config.labels.index(negative)).all():
+            raise KnnieError(f"every dev example is '{negative}': micro-F1 without it is 0 at every setting, "
+                             "so there is nothing to tune on; give dev examples of the relations")
+        return self.score_fn(gold)
 
     def evaluate(self, examples: list[RelationExample], batch_size: int = 64,
                  show_progress: bool = False) -> dict[str, dict]:

@@ -6,7 +6,7 @@ import torch
 
 from knnie.data.schema import RelationExample
 from knnie.tasks.re.model import RelationExtractor
-from knnie.tasks.training import TrainConfig, fit, seed_everything
+from knnie.tasks.training import TrainConfig, check_classes, fit, seed_everything
 
 __all__ = ["TrainConfig", "train"]
 
@@ -14,11 +14,16 @@ __all__ = ["TrainConfig", "train"]
 def train(extractor: RelationExtractor, train_set: list[RelationExample], dev_set: list[RelationExample],
           config: TrainConfig = TrainConfig(), show_progress: bool = False) -> list[dict]:
     """AdamW with linear warm-up and decay, dynamic padding; after each epoch the dev
-    micro-F1 decides whether this is the best checkpoint, which is restored at the end."""
+    micro-F1 decides whether this is the best checkpoint, which is restored at the end.
+    Refused before any step: fewer than two training labels, or examples whose entities do
+    not fit the encoder (all of them named at once)."""
     seed_everything(config.seed)
     model = extractor.model
     gold = torch.tensor(extractor.label_ids(train_set, extractor.labels))
     dev_gold = extractor.label_ids(dev_set, extractor.labels) if dev_set else None
+    check_classes({ex.label for ex in train_set}, {ex.label for ex in dev_set}, "labels", 2)
+    for data in (train_set, dev_set):
+        extractor.too_long(data, refuse=True)
 
     def loss(idx: list[int], batch: dict) -> torch.Tensor:
         _, logits = model(**batch)
