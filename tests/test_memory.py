@@ -63,13 +63,13 @@ def test_add_then_remove_restores_search_exactly():
     memory.add(keys + 0.01, ["new label"] * 50, [{"id": i} for i in range(50)], source="user.jsonl")
 
     assert len(memory) == 250 and memory.labels[-1] == "new label" and memory.sources == ["default", "user.jsonl"]
-    dist, ids = memory.search(keys[:5], 1)
+    _, ids = memory.search(keys[:5], 1)
     assert list(memory.entry_labels(ids[:, 0])) == ["new label"] * 5  # each added key is its own nearest
     assert memory.remove("user.jsonl") == 50
     after = memory.search(queries(), 10)
     np.testing.assert_array_equal(after[1], before[1])
     np.testing.assert_array_equal(after[0], before[0])
-    with pytest.raises(KnnieError, match="no source 'user.jsonl'"):
+    with pytest.raises(KnnieError, match=r"no source .user\.jsonl."):
         memory.remove("user.jsonl")
     with pytest.raises(KnnieError, match="leave the memory empty"):
         memory.remove("default")

@@ -12,7 +12,7 @@ from seqeval.metrics import classification_report, f1_score
 
 from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
 from knnie.encoders.words import CharBiLSTMEncoder
-from knnie.errors import DataError
+from knnie.errors import DataError, IncompatibleArtefactError
 from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
 from knnie.memory import KnnParams, Memory
 from knnie.tasks.ner import EntityRecognizer, NERConfig, tag_set
@@ -172,14 +172,14 @@ def test_p_knn_hand_checked_on_a_toy_word_memory() -> None:
     assert r.params("train") == KnnParams(3, 2.0, 0.25, "plain")
 
 
-def test_memory_from_another_model_is_refused() -> None:
+def test_memory_from_another_representation_is_refused_but_other_tags_join_the_label_space() -> None:
     a, b = recognizer(), recognizer()
     memory = Memory(np.zeros((1, 8), np.float32), np.array([0]), [{}], TAGS, a.fingerprint)
-    with pytest.raises(Exception, match="fingerprint"):
+    with pytest.raises(IncompatibleArtefactError, match="fingerprint"):
         b.attach_memory("train", memory)
     c = recognizer(["O", "B-X", "I-X"])
-    with pytest.raises(Exception, match="label sets differ"):
-        c.attach_memory("train", Memory(np.zeros((1, 8), np.float32), np.array([0]), [{}], TAGS, c.fingerprint))
+    c.attach_memory("train", Memory(np.zeros((1, 8), np.float32), np.array([0]), [{}], TAGS, c.fingerprint))
+    assert c.label_space == ["O", "B-X", "I-X", *sorted(set(TAGS) - {"O"})]
 
 
 def test_long_sentences_are_windowed_not_dropped(caplog) -> None:
