@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 class KnnieError(Exception):
@@ -25,3 +28,10 @@ class DataError(KnnieError):
 
 class IncompatibleArtefactError(KnnieError):
     """A memory or checkpoint built by another model or label set."""
+
+
+def check_count(value: Any, least: int, name: str) -> None:
+    """Refuse a count below `least` (or not an integer) before any work: a negative batch size
+    or number of neighbours would otherwise give silently wrong results."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise KnnieError(f"{name} must be an integer ≥ {least}, not {value!r}")

@@ -11,12 +11,13 @@ import pytest
 from seqeval.metrics import classification_report, f1_score
 
 from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
+from knnie.encoders.representer import WordRepresenter
 from knnie.encoders.words import CharBiLSTMEncoder
 from knnie.errors import DataError, IncompatibleArtefactError
 from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
 from knnie.memory import KnnParams, Memory
 from knnie.tasks.ner import EntityRecognizer, NERConfig, tag_set
-from knnie.tasks.ner.model import TaggerModel
+from knnie.tasks.task_model import TaskModel
 
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 
@@ -24,8 +25,8 @@ TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 def recognizer(tags: list[str] = TAGS, max_length: int = 512) -> EntityRecognizer:
     """A tiny untrained char-BiLSTM recognizer: enough to exercise everything but accuracy."""
     encoder = CharBiLSTMEncoder(list("abcdefghijklmnopqrstuvwxyz"), embed_dim=8, hidden=4, max_length=max_length)
-    return EntityRecognizer(TaggerModel(encoder, len(tags)), NERConfig(tags=tags, encoder="char-bilstm",
-                                                                       encoder_kind="char-bilstm"))
+    return EntityRecognizer(TaskModel(WordRepresenter(encoder), len(tags)),
+                            NERConfig(tags=tags, encoder="char-bilstm", encoder_kind="char-bilstm"))
 
 
 def write(path: Path, text: str) -> Path:

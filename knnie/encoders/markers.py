@@ -1,17 +1,25 @@
-"""Typed entity markers (PURE): ``[H:PER] Obama [/H:PER] ... [T:LOC] Hawaii [/T:LOC]``.
+"""Entity-marker schemes: how the head and tail of a relation example are shown to the encoder,
+and which positions the relation vector reads. Each scheme is a small strategy class:
 
-Markers are special tokens added to the tokenizer; the relation vector reads the encoder's
-hidden states at the two start markers. Entity types seen in training get typed markers;
-untyped data, or a type never seen in training, uses ``[H]``/``[T]``.
+* `TypedMarkers` (PURE, the default): ``[H:PER] Obama [/H:PER] ... [T:LOC] Hawaii [/T:LOC]``;
+  the vector reads the two start markers.
+* `EntityMask`: each mention is replaced by one typed mask token, ``[H:PER] ... [T:LOC]``, which
+  the vector reads (the model never sees the entities' words).
+
+Markers are special tokens added to the tokenizer. Entity types seen in training get typed
+markers; untyped data, or a type never seen in training, uses ``[H]``/``[T]``. Sentences over
+the encoder's limit are cut to a window of words around both entities.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from knnie.data.schema import RelationExample
-from knnie.errors import DataError
+from knnie.errors import DataError, KnnieError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +29,7 @@ def marker(role: str, typ: str | None, end: bool = False) -> str:
 
 
 def marker_tokens(entity_types: list[str]) -> list[str]:
-    """Every marker a model with these entity types needs."""
+    """Every marker a model with these entity types needs (typed markers)."""
     return [marker(r, t, e) for t in [None, *entity_types] for r in ("H", "T") for e in (False, True)]
 
 
@@ -40,8 +48,85 @@ class EncodedBatch:
     tail_pos: list[int]
 
 
+@dataclass
+class Marked:
+    """An example's words as the encoder sees them: `head` and `tail` index the words the vector
+    reads, `end` is the word after the later entity (a window must keep [min(head, tail), end))."""
+
+    words: list[str]
+    head: int
+    tail: int
+    end: int
+
+
+class MarkerScheme(ABC):
+    """How entities are marked in the encoder's input; saved by name in a relation model's config."""
+
+    name: ClassVar[str]  # as saved in the config
+    representation: ClassVar[str]  # what the vector reads; part of the fingerprint memories are checked against
+
+    @abstractmethod
+    def tokens(self, entity_types: list[str]) -> list[str]:
+        """The special tokens the tokenizer needs for these entity types."""
+
+    @abstractmethod
+    def mark(self, ex: RelationExample, entity_types: set[str]) -> Marked:
+        """The example's words with its entities marked."""
+
+
+class TypedMarkers(MarkerScheme):
+    """Start and end markers around each entity (typed when the type is known); reads the start markers."""
+
+    name = "typed"
+    representation = "re: encoder states at the head and tail start markers"
+
+    def tokens(self, entity_types: list[str]) -> list[str]:
+        return marker_tokens(entity_types)
+
+    def mark(self, ex: RelationExample, entity_types: set[str]) -> Marked:
+        words, h, t = with_markers(ex, entity_types)
+        second = ex.tail if ex.tail.start > ex.head.start else ex.head
+        return Marked(words, h, t, max(h, t) + (second.end - second.start) + 2)  # through its end marker
+
+
+class EntityMask(MarkerScheme):
+    """Each mention replaced by one typed mask token (``[H:PER]``, ``[T]``), which the vector reads."""
+
+    name = "entity-mask"
+    representation = "re: encoder states at the head and tail entity masks"
+
+    def tokens(self, entity_types: list[str]) -> list[str]:
+        return [marker(r, t) for t in [None, *entity_types] for r in ("H", "T")]
+
+    def mark(self, ex: RelationExample, entity_types: set[str]) -> Marked:
+        if ex.head.start < ex.tail.end and ex.tail.start < ex.head.end:
+            raise DataError("head and tail overlap: one mask cannot stand for both", path=ex.source, field="tail")
+        words: list[str] = []
+        at = {}
+        for i, tok in enumerate(ex.tokens):
+            role, span = next(((r, s) for r, s in (("H", ex.head), ("T", ex.tail)) if s.start <= i < s.end),
+                              (None, None))
+            if role is None:
+                words.append(tok)
+            elif i == span.start:
+                at[role] = len(words)
+                words.append(marker(role, span.type if span.type in entity_types else None))
+        return Marked(words, at["H"], at["T"], max(at.values()) + 1)
+
+
+SCHEMES: dict[str, type[MarkerScheme]] = {s.name: s for s in (TypedMarkers, EntityMask)}
+TYPED = TypedMarkers()
+
+
+def marker_scheme(name: str) -> MarkerScheme:
+    """The scheme saved under `name` in a config."""
+    if name not in SCHEMES:
+        raise KnnieError(f"unknown entity-marker scheme '{name}'; choose one of {', '.join(SCHEMES)}")
+    return SCHEMES[name]()
+
+
 def with_markers(ex: RelationExample, entity_types: set[str]) -> tuple[list[str], int, int]:
-    """The example's words with markers around head and tail, and the word indices of the
+    """The example's words with typed markers around head and tail, and the word indices of the
     head and tail start markers."""
     spans = [("H", ex.head), ("T", ex.tail)]
     words: list[str] = []
@@ -58,16 +143,17 @@ def with_markers(ex: RelationExample, entity_types: set[str]) -> tuple[list[str]
     return words, starts["H"], starts["T"]
 
 
-def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_length: int
-               ) -> tuple[list[int], int, int, bool]:
-    """Sub-word ids of one example with markers, the positions of its head and tail start
-    markers, and whether it was cut to a window (it was over `max_length`). Raises
+def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_length: int,
+               scheme: MarkerScheme = TYPED) -> tuple[list[int], int, int, bool]:
+    """Sub-word ids of one example with its entities marked, the positions the vector reads for
+    head and tail, and whether it was cut to a window (it was over `max_length`). Raises
     `EntitiesTooFarApart` if the entities alone do not fit."""
-    words, h, t = with_markers(ex, entity_types)
+    marked = scheme.mark(ex, entity_types)
+    words, h, t = marked.words, marked.head, marked.tail
     enc = tokenizer(words, is_split_into_words=True)
     windowed = len(enc["input_ids"]) > max_length
     if windowed:
-        lo, hi = _window(tokenizer, ex, enc.word_ids(), len(words), min(h, t), max(h, t), max_length)
+        lo, hi = _window(tokenizer, ex, enc.word_ids(), len(words), min(h, t), marked.end, max_length)
         words, h, t = words[lo:hi], h - lo, t - lo
         enc = tokenizer(words, is_split_into_words=True)
     first_piece = {}
@@ -77,8 +163,9 @@ def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_lengt
     return enc["input_ids"], first_piece[h], first_piece[t], windowed
 
 
-def encode(tokenizer, examples: list[RelationExample], entity_types: set[str], max_length: int) -> EncodedBatch:
-    """Tokenise examples with markers; a sentence over `max_length` sub-words is cut to a
+def encode(tokenizer, examples: list[RelationExample], entity_types: set[str], max_length: int,
+           scheme: MarkerScheme = TYPED) -> EncodedBatch:
+    """Tokenise examples with their entities marked by `scheme`; a sentence over `max_length` sub-words is cut to a
     window around its entities (never through them), with one warning for all the windowed
     examples of the call. Examples whose entities alone do not fit are refused all at once,
     the error saying how many and where (`too_long` finds them without refusing)."""
@@ -86,7 +173,7 @@ def encode(tokenizer, examples: list[RelationExample], entity_types: set[str], m
     refused, windowed = {}, []
     for i, ex in enumerate(examples):
         try:
-            ids, h, t, cut = encode_one(tokenizer, ex, entity_types, max_length)
+            ids, h, t, cut = encode_one(tokenizer, ex, entity_types, max_length, scheme)
         except EntitiesTooFarApart as e:
             refused[i] = e
             continue
@@ -103,13 +190,13 @@ def encode(tokenizer, examples: list[RelationExample], entity_types: set[str], m
     return batch
 
 
-def too_long(tokenizer, examples: list[RelationExample], entity_types: set[str],
-             max_length: int) -> dict[int, EntitiesTooFarApart]:
+def too_long(tokenizer, examples: list[RelationExample], entity_types: set[str], max_length: int,
+             scheme: MarkerScheme = TYPED) -> dict[int, EntitiesTooFarApart]:
     """The examples `encode` would refuse, by index, each with its error."""
     out = {}
     for i, ex in enumerate(examples):
         try:
-            encode_one(tokenizer, ex, entity_types, max_length)
+            encode_one(tokenizer, ex, entity_types, max_length, scheme)
         except EntitiesTooFarApart as e:
             out[i] = e
     return out
@@ -139,17 +226,17 @@ def _where(ex: RelationExample, i: int) -> str:
 
 
 def _window(
-    tokenizer, ex: RelationExample, word_ids: list[int | None], n_words: int, first: int, second: int,
+    tokenizer, ex: RelationExample, word_ids: list[int | None], n_words: int, first: int, end: int,
     max_length: int,
 ) -> tuple[int, int]:
-    """The widest word window [lo, hi) within the limit that holds both entities whole."""
+    """The widest word window [lo, hi) within the limit that holds the words [first, end) whole:
+    both entities and their marks."""
     counts = [0] * n_words
     for w in word_ids:
         if w is not None:
             counts[w] += 1
     budget = max_length - tokenizer.num_special_tokens_to_add()
-    second_entity = ex.tail if ex.tail.start > ex.head.start else ex.head
-    lo, hi = first, second + (second_entity.end - second_entity.start) + 2  # through its end marker
+    lo, hi = first, end
     used = sum(counts[lo:hi])
     if used > budget:
         raise EntitiesTooFarApart(

@@ -1,31 +1,34 @@
 """`MemoryAugmentedModel`: what every front class (RelationExtractor, EntityRecognizer) shares.
 
-A classifier head over vectors from an encoder, plus memories of labelled vectors it consults:
-p = λ·p_kNN + (1 − λ)·p_model per memory, with k, T, λ and the kernel tuned on dev. The model
-directory is written and read here for every task (its layout and checks: `knnie.tasks.model_dir`);
-the encoder is the only part each task writes itself.
+A representer turns examples into vectors; a classifier head over them (absent in a headless
+model, which predicts from memories alone) and memories of labelled vectors are consulted:
+p = λ·p_kNN + (1 − λ)·p_model per memory, with k, T, λ and the kernel tuned on dev (λ = 1
+without a head). The model directory is written and read here for every task (its layout and
+checks: `knnie.tasks.model_dir`); the encoder is the only part each task writes itself.
 
-A subclass says how it encodes its examples, how dev is scored and what a prediction looks like.
+A subclass says how it builds its representer, how dev is scored and what a prediction looks like.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import numpy as np
-from torch import nn
+import torch
 
-from knnie.encoders.loading import fingerprint
-from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.encoders.device import resolve_device
+from knnie.encoders.representer import Representer
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
 from knnie.io import atomic_dir, read_safetensors, write_json
 from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import NAME, Memory, check_name
-from knnie.memory.tuner import KnnParams, ScoreFn, tune_grid, tune_weights
+from knnie.memory.tuner import LAMBDA_GRID, KnnParams, ScoreFn, tune_grid, tune_weights
 from knnie.tasks import model_dir
+from knnie.tasks.task_model import TaskModel
 
 log = logging.getLogger(__name__)
 # a weak default for an attached memory that was never tuned; `tune` replaces it
@@ -44,6 +47,7 @@ class TaskConfig(Protocol):
     knn_only: dict[str, dict]  # memory name -> best params at λ = 1
     mix: dict[str, float] | None  # memory name -> weight in the mix of memories, tuned on dev
     fingerprint: str
+    head: bool  # False: no classifier, predictions come from memories alone
 
 
 E = TypeVar("E")  # the task's example: RelationExample, TaggedSentence
@@ -51,7 +55,8 @@ C = TypeVar("C", bound=TaskConfig)
 
 
 class MemoryAugmentedModel(ABC, Generic[E, C]):
-    """A classifier (`model.classifier` over `encode`'s vectors) that consults attached memories."""
+    """A representer with a classifier head (`model.classifier`, None when headless) that consults
+    attached memories."""
 
     config_class: ClassVar[type]  # the task's config dataclass, saved as knnie_config.json
     config_what: ClassVar[str]  # names the config in errors: "relation model", "NER model"
@@ -59,9 +64,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     memory_command: ClassVar[str]  # the CLI command that builds this task's memories
     knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
     neighbour_type: ClassVar[type]  # a consulted memory entry: built as (memory, class, distance, record)
-    representation: ClassVar[str]  # how vectors are pooled; part of the fingerprint memories are checked against
 
-    def __init__(self, model: nn.Module, config: C) -> None:
+    def __init__(self, model: TaskModel, config: C) -> None:
         self.model, self.config = model, config
         self.memories: dict[str, Memory] = {}
         self._fingerprint: str | None = None
@@ -71,7 +75,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     @property
     @abstractmethod
     def labels(self) -> list[str]:
-        """The classes of the head, in the order of its outputs."""
+        """The classes of the head, in the order of its outputs (none when headless)."""
 
     @property
     def label_space(self) -> list[str]:
@@ -88,11 +92,6 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     @abstractmethod
     def _save_encoder(self, path: Path) -> None:
         """Write what `_from_encoder` reads back."""
-
-    @abstractmethod
-    def encode(self, examples: list[E], batch_size: int = 64,
-               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors (n, d), the keys and queries of memories, and the classifier's p_model (n, C)."""
 
     @abstractmethod
     def build_memory(self, examples: list[E], index: str = "flat", fp16: bool = False, batch_size: int = 64,
@@ -121,12 +120,16 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
                                     and abs(sum(weights) - 1) < 1e-6):
             raise DataError(f"needs memory name -> weight, weights in [0, 1] summing to 1; found {mix!r}",
                             path=path, field="mix")
+        if not isinstance(raw.get("head", True), bool):
+            raise DataError(f"needs true or false (whether the model has a classifier head), found {raw['head']!r}",
+                            path=path, field="head")
 
     # -- construction and persistence ------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, memories: bool = True) -> Self:
-        """Load a model directory written by `save_pretrained`, with its memories; every file
-        is verified against the checksums saved with it."""
+    def from_pretrained(cls, path: str | Path, memories: bool = True, device: str | torch.device = "auto") -> Self:
+        """Load a model directory written by `save_pretrained`, with its memories, onto `device`
+        ("auto": a CUDA GPU if there is one); every file is verified against the checksums saved with it."""
+        target = resolve_device(device)
         path = Path(path)
         raw, checksums = model_dir.read_config(path)
         config_path = path / model_dir.CONFIG_FILE
@@ -139,7 +142,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         front._checksums = checksums
         head = path / model_dir.HEAD_FILE
         try:
-            front.model.classifier.load_state_dict(read_safetensors(head, framework="torch"))
+            if front.has_head:
+                front.model.classifier.load_state_dict(read_safetensors(head, framework="torch"))
         except RuntimeError as e:
             raise IncompatibleArtefactError(
                 f"{head}: classifier does not fit {len(front.labels)} {cls.label_word} ({e})") from e
@@ -150,7 +154,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
             )
         if memories:
             front._load_memories(path)
-        return front
+        return front.to(target)
 
     def _load_memories(self, path: Path) -> None:
         """Attach every memory of a model directory; tuned settings without their memory are reported."""
@@ -167,7 +171,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
                         path, name)
 
     def save_pretrained(self, path: str | Path, overwrite: bool = False) -> None:
-        """Write encoder, classifier, config and memories, atomically, with checksums of every file.
+        """Write encoder, classifier (unless headless), config and memories, atomically, with checksums
+        of every file.
 
         A non-empty directory that is not a knnie model is refused unless `overwrite`; replacing a
         model keeps the files the user added and the memories these weights can still read."""
@@ -178,8 +183,9 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         with atomic_dir(path) as tmp:
             kept = model_dir.carried_over(path, self.fingerprint, set(self.memories))
             self._save_encoder(tmp / "encoder")
-            save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
-                      str(tmp / model_dir.HEAD_FILE))
+            if self.has_head:
+                save_file({k: v.contiguous() for k, v in self.model.classifier.state_dict().items()},
+                          str(tmp / model_dir.HEAD_FILE))
             self._checksums = model_dir.model_checksums(tmp)
             self.save_config(tmp)
             for name, memory in self.memories.items():
@@ -206,8 +212,34 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         """A hash of the representation (encoder weights and pooling, not the head): a memory's
         keys are only valid for the representation that made them."""
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(self.model.encoder, self.representation)
+            self._fingerprint = self.representer.fingerprint()
         return self._fingerprint
+
+    # -- representation and device ---------------------------------------------------------
+    @property
+    def representer(self) -> Representer:
+        """What turns examples into vectors; usable on its own (`representer.encode(items)`)."""
+        return self.model.representer
+
+    @property
+    def has_head(self) -> bool:
+        return self.model.classifier is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self.representer.device
+
+    def to(self, device: str | torch.device) -> Self:
+        """Move the model to `device` ("auto", "cpu", "cuda", "cuda:N"); memories stay on the CPU."""
+        self.model.to(resolve_device(device))
+        return self
+
+    def encode(self, examples: list[E], batch_size: int = 64,
+               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors (n, d), the keys and queries of memories, and the classifier's p_model (n, C),
+        in one pass; a headless model's p_model is (n, 0)."""
+        self.model.eval()
+        return self.representer.encode_with(examples, self.model.classifier, batch_size, show_progress)
 
     def weights_changed(self) -> None:
         """Call after training: the fingerprint must be recomputed."""
@@ -222,10 +254,11 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         self.memories[name] = memory
 
     def params(self, name: str, knn_only: bool = False) -> KnnParams:
-        """The tuned settings of memory `name` (at λ = 1 if knn_only), or UNTUNED."""
+        """The tuned settings of memory `name` (at λ = 1 if knn_only), or UNTUNED; λ is 1 without a head."""
         table = "knn_only" if knn_only else "knn"
         chosen = getattr(self.config, table).get(name)
-        return KnnParams.from_dict(chosen, field=f"{table}.{name}") if chosen else UNTUNED
+        params = KnnParams.from_dict(chosen, field=f"{table}.{name}") if chosen else UNTUNED
+        return params if self.has_head else replace(params, lam=1.0)
 
     def search(self, vectors: np.ndarray, k: int | None = None, at_least: int = 0) -> Searches:
         """Search every memory once, k deep or as deep as its settings (and `at_least`) need."""
@@ -270,12 +303,23 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
 
     def distributions(self, p_model: np.ndarray, searches: Searches) -> dict[str, np.ndarray]:
         """p for each method over the label space: 'vanilla' (p_model) and, with memories, 'knn'
-        (λ = 1) and `knn_method` ('knn_re', 'knn_ner'), each memory with its own k, T, λ."""
+        (λ = 1) and `knn_method` ('knn_re', 'knn_ner'), each memory with its own k, T, λ. A
+        headless model has 'knn' alone, and needs a memory."""
+        if not self.has_head:
+            if not self.memories:
+                raise KnnieError(f"this model has no classifier head: it predicts from memories alone; attach one "
+                                 f"(build it with `{self.memory_command}`)")
+            return {"knn": self._combine(self.memory_distributions(p_model, searches, knn_only=True))}
         out = {"vanilla": self._in_space(p_model, self.label_space)}
         if self.memories:
             out["knn"] = self._combine(self.memory_distributions(p_model, searches, knn_only=True))
             out[self.knn_method] = self._combine(self.memory_distributions(p_model, searches))
         return out
+
+    def final(self, p: dict[str, np.ndarray]) -> np.ndarray:
+        """The distribution predictions come from: kNN-interpolated with memories, else the head's
+        (a headless model's: kNN only)."""
+        return p.get(self.knn_method, p.get("knn", p.get("vanilla")))
 
     def method_distributions(self, examples: list[E], batch_size: int = 64, show_progress: bool = False
                              ) -> tuple[dict[str, np.ndarray], Searches]:
@@ -295,7 +339,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     def tune(self, dev: list[E], batch_size: int = 64, show_progress: bool = False) -> dict[str, Any]:
         """Choose k, T, λ, kernel per memory by the dev score, and the best point at λ = 1 (kNN
         only); then how memories combine, where the task tunes that. Each memory is searched once
-        (k_max = 256) and every grid point computed from that search."""
+        (k_max = 256) and every grid point computed from that search. Without a head λ is 1: only
+        k, T and the kernel are searched, and there is no vanilla score."""
         if not self.memories:
             raise KnnieError(f"no memory attached: build one with `{self.memory_command}` before tuning")
         if not dev:
@@ -304,9 +349,13 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         vectors, p_model = self.encode(dev, batch_size, show_progress)
         searches = self.search(vectors, k=TUNE_K)
         space = self.label_space
-        report: dict[str, Any] = {"vanilla_f1": float(score(p_model.argmax(-1)[None])[0]), "memories": {}}
+        report: dict[str, Any] = {"memories": {}}
+        if self.has_head:
+            report["vanilla_f1"] = float(score(p_model.argmax(-1)[None])[0])
+        lambdas = LAMBDA_GRID if self.has_head else (1.0,)
         for name, (dist, ids) in searches.items():
-            grid = tune_grid(dist, self._space_ids(name, ids, space), self._in_space(p_model, space), score)
+            grid = tune_grid(dist, self._space_ids(name, ids, space), self._in_space(p_model, space), score,
+                             lambdas=lambdas)
             at_one = grid.scores[..., grid.lambdas.index(1.0)]
             ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
             self.config.knn[name] = asdict(grid.best)
@@ -331,10 +380,3 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         weights, best = tune_weights([per[n] for n in names], score)
         self.config.mix = dict(zip(names, weights))
         report["mix"] = {"weights": self.config.mix, "dev_f1": best}
-
-
-def check_count(value: Any, least: int, name: str) -> None:
-    """Refuse a count below `least` (or not an integer) before any work: a negative batch size
-    or number of neighbours would otherwise give silently wrong results."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise KnnieError(f"{name} must be an integer ≥ {least}, not {value!r}")

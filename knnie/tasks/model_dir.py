@@ -2,7 +2,7 @@
 
     knnie_config.json   the task's config, its format version and the sha256 of every other model file
     encoder/            encoder weights, tokenizer and their configs
-    head.safetensors    the linear classifier
+    head.safetensors    the linear classifier (none in a headless model: its config says "head": false)
     memories/<name>/    one directory per memory, with checksums of its own (`knnie.memory.memory`)
 
 Every model file is verified on load, so a missing tokenizer file or truncated weights are an
@@ -71,9 +71,13 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     if version > FORMAT_VERSION:
         raise KnnieError(f"{config_path}: model format {version} was made by a newer knnie (this one reads up "
                          f"to {FORMAT_VERSION}); upgrade knnie")
-    if not isinstance(checksums, dict) or HEAD_FILE not in checksums:
+    headless = raw.get("head") is False
+    if not isinstance(checksums, dict) or not (headless or HEAD_FILE in checksums):
         raise DataError("lists no checksums of the model files, so they cannot be verified; re-save the model",
                         path=config_path, field="checksums")
+    if headless and HEAD_FILE in checksums:
+        raise DataError(f"says the model has no classifier head, but its checksums list {HEAD_FILE}: the directory "
+                        "mixes files of different models", path=config_path, field="head")
     verify_files(path, checksums, "the model directory is damaged: re-save or retrain the model")
     foreign = [f for f in sorted((path / "encoder").rglob("*"))
                if f.is_file() and not f.name.startswith(".") and f.relative_to(path).as_posix() not in checksums]

@@ -1,6 +1,7 @@
 """The fine-tuning loop every task shares: AdamW (no decay on biases and norms, its own
 learning rate for the head), linear warm-up and decay, gradient clipping, and the best
-dev epoch kept. Tasks supply their batches, their loss and their dev score."""
+dev epoch kept. Tasks supply their batches, their loss and their dev score; the model trains
+where it is (its device), each batch moved there once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from knnie.encoders.device import to_device
 from knnie.errors import KnnieError
 from knnie.progress import track
 
@@ -75,6 +77,13 @@ def check_classes(train: set[str], dev: set[str], what: str, least: int) -> None
                     ", ".join(unseen))
 
 
+def require_head(front: Any) -> None:
+    """Refuse to train a headless model: there is no classifier to fit."""
+    if not front.has_head:
+        raise KnnieError("this model has no classifier head to train: a headless model predicts from its memories "
+                         "alone (build one and tune it)")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -88,6 +97,7 @@ def fit(model: nn.Module, encoder: nn.Module, head: nn.Module, n_examples: int, 
 
     After each epoch `dev_score` (if given) decides whether this is the best checkpoint;
     the best is restored at the end. Returns one record per epoch (train_loss, dev_f1)."""
+    device = next(model.parameters()).device
     no_decay = ("bias", "LayerNorm.weight", "layer_norm")
     groups = [
         {"params": [p for n, p in encoder.named_parameters() if not n.endswith(no_decay)],
@@ -108,7 +118,7 @@ def fit(model: nn.Module, encoder: nn.Module, head: nn.Module, n_examples: int, 
         total = 0.0
         for step, (idx, batch) in enumerate(track(epoch_batches, f"epoch {epoch + 1}/{config.epochs}",
                                                   len(epoch_batches), show_progress)):
-            loss = loss_fn(idx, batch)
+            loss = loss_fn(idx, to_device(batch, device))
             if not torch.isfinite(loss):
                 raise KnnieError(f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
                                  f"training diverged (lr {config.lr}, head_lr {config.head_lr}) and was stopped "

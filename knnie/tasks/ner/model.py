@@ -1,36 +1,35 @@
 """The token classifier and `EntityRecognizer`, knnie's front class for NER (kNN-NER).
 
-Each word is represented by the encoder's last hidden state at its first sub-token; a
-linear layer gives p_model(tag). An attached memory holds one key per training word (that
-representation) with its gold tag as value: p_kNN(tag) ∝ Σ_i 1[tag = v_i]·exp(−d_i/T) over
-the k nearest keys, and p = λ·p_kNN + (1 − λ)·p_model. Tags are the argmax of p, read as
-entities by the conlleval repair rule (see `knnie.evaluation.entities`) — in tuning,
-evaluation and prediction alike.
+Each word is represented by the encoder's last hidden state at its first sub-token
+(`WordRepresenter`); a linear layer gives p_model(tag). An attached memory holds one key per
+training word (that representation) with its gold tag as value: p_kNN(tag) ∝ Σ_i 1[tag = v_i]·
+exp(−d_i/T) over the k nearest keys, and p = λ·p_kNN + (1 − λ)·p_model (p_kNN alone for a
+headless recognizer). Tags are the argmax of p, read as entities by the conlleval repair rule
+(see `knnie.evaluation.entities`) — in tuning, evaluation and prediction alike.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from knnie.data.schema import TaggedSentence, joined_offsets
 from knnie.data.tagged import sentence_from_text
+from knnie.encoders.device import resolve_device
 from knnie.encoders.loading import DEFAULT_ENCODER
-from knnie.encoders.markers import first_few
+from knnie.encoders.representer import Batch, Window, WordRepresenter
 from knnie.encoders.words import CHAR_BILSTM, CharBiLSTMEncoder, HFWordEncoder, WordEncoder, load_word_encoder
 from knnie.errors import DataError, KnnieError
 from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
 from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
-from knnie.progress import track
 from knnie.tasks.base import MemoryAugmentedModel, check_count
+from knnie.tasks.task_model import TaskModel
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 class NERConfig:
     """Everything needed to rebuild an entity recognizer, saved as knnie_config.json."""
 
-    tags: list[str]
+    tags: list[str]  # of the head; none when headless
     encoder: str = DEFAULT_ENCODER  # what it was trained from: a name, a path or "char-bilstm"
     encoder_kind: str = "hf"  # "hf" or "char-bilstm"
     char_tokens: bool = False  # raw text is split into characters (the training tokens were)
@@ -50,6 +49,7 @@ class NERConfig:
     mix: dict[str, float] | None = None  # memory name -> weight in the mix, tuned on dev
     fingerprint: str = ""
     task: str = "ner"
+    head: bool = True  # False: no classifier, tags come from memories alone
 
 
 def entity_types(sentences: list[TaggedSentence]) -> set[str]:
@@ -60,32 +60,6 @@ def entity_types(sentences: list[TaggedSentence]) -> set[str]:
 def tag_set(sentences: list[TaggedSentence]) -> list[str]:
     """O, then B-X and I-X for every entity type X in the data."""
     return ["O"] + [f"{p}-{t}" for t in sorted(entity_types(sentences)) for p in "BI"]
-
-
-class TaggerModel(nn.Module):
-    """Word encoder + linear layer over each word's first sub-token."""
-
-    def __init__(self, encoder: WordEncoder, n_tags: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.hidden_size, n_tags)
-
-    def forward(self, input_ids, attention_mask, word_pos) -> tuple[torch.Tensor, torch.Tensor]:
-        """Word vectors (B, W, H) and tag logits (B, W, C); W is the longest window's word count."""
-        hidden = self.encoder(input_ids, attention_mask)
-        x = hidden[torch.arange(hidden.size(0), device=hidden.device)[:, None], word_pos]
-        return x, self.classifier(self.dropout(x))
-
-
-@dataclass
-class Window:
-    """Sub-token ids of a run of consecutive words of one sentence that fits the encoder."""
-
-    sentence: int
-    first_word: int
-    input_ids: list[int]
-    word_pos: list[int]  # position of each word's first sub-token
 
 
 @dataclass
@@ -132,6 +106,8 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
 
     >>> ner = EntityRecognizer.from_pretrained("model_dir")
     >>> ner.predict(["Ada Lovelace was born in London."], neighbours=3)[0].entities
+
+    A headless recognizer (`headless`) has no classifier: it tags by the memories it consults.
     """
 
     config_class = NERConfig
@@ -140,7 +116,6 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     memory_command = "knnie ner memory build"
     knn_method = "knn_ner"
     neighbour_type = Neighbour
-    representation = "ner: encoder state at each word's first sub-token"
 
     @property
     def labels(self) -> list[str]:
@@ -153,12 +128,13 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     # -- construction and persistence ------------------------------------------------------
     @classmethod
     def new(cls, tags: list[str], encoder: str = DEFAULT_ENCODER, train: list[TaggedSentence] = (),
-            max_length: int = 256, dropout: float = 0.1) -> EntityRecognizer:
-        """An untrained recognizer. `encoder` is a Hugging Face name/path or "char-bilstm",
-        whose character vocabulary is built from `train`."""
+            max_length: int = 256, dropout: float = 0.1, device: str | torch.device = "auto") -> EntityRecognizer:
+        """An untrained recognizer on `device`. `encoder` is a Hugging Face name/path or
+        "char-bilstm", whose character vocabulary is built from `train`."""
         if "O" not in tags or len(tags) < 2 or len(set(tags)) != len(tags):
             raise KnnieError(f"an entity recognizer needs the tag O and entity tags (B-X, I-X), each once; got "
                              f"{list(tags)}")
+        target = resolve_device(device)  # a missing GPU is refused before the encoder is loaded
         char_tokens = bool(train) and all(len(t) == 1 for s in train for t in s.tokens)
         if encoder == CHAR_BILSTM:
             if not train:
@@ -168,7 +144,21 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
             word_encoder = HFWordEncoder.load(encoder, max_length)
         config = NERConfig(tags=list(tags), encoder=str(encoder), encoder_kind=word_encoder.kind,
                            char_tokens=char_tokens, max_length=word_encoder.max_length, dropout=dropout)
-        return cls(TaggerModel(word_encoder, len(tags), dropout), config)
+        return cls(TaskModel(WordRepresenter(word_encoder), len(tags), dropout), config).to(target)
+
+    @classmethod
+    def headless(cls, encoder: str = DEFAULT_ENCODER, max_length: int = 256, char_tokens: bool = False,
+                 device: str | torch.device = "auto") -> EntityRecognizer:
+        """A recognizer with no classifier head over a pretrained Hugging Face encoder: it tags each
+        word by the memories it consults alone (λ = 1), over their tags. `char_tokens`: raw text is
+        split into characters."""
+        if encoder == CHAR_BILSTM:
+            raise KnnieError("a headless recognizer needs a pretrained encoder; char-bilstm is trained from scratch")
+        target = resolve_device(device)
+        word_encoder = HFWordEncoder.load(encoder, max_length)
+        config = NERConfig(tags=[], encoder=str(encoder), char_tokens=char_tokens,
+                           max_length=word_encoder.max_length, dropout=0.0, head=False)
+        return cls(TaskModel(WordRepresenter(word_encoder), None), config).to(target)
 
     @classmethod
     def _check_config(cls, raw: Any, path: Path) -> None:
@@ -180,11 +170,11 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
 
     @classmethod
     def _from_encoder(cls, path: Path, config: NERConfig) -> EntityRecognizer:
-        return cls(TaggerModel(load_word_encoder(config.encoder_kind, path, config.max_length),
-                               len(config.tags), config.dropout), config)
+        representer = WordRepresenter(load_word_encoder(config.encoder_kind, path, config.max_length))
+        return cls(TaskModel(representer, len(config.tags) if config.head else None, config.dropout), config)
 
     def _save_encoder(self, path: Path) -> None:
-        self.encoder.save(path)
+        self.representer.save(path)
 
     # -- encoding --------------------------------------------------------------------------
     def tag_ids(self, sentences: list[TaggedSentence], tags: list[str] | None = None) -> np.ndarray:
@@ -205,74 +195,12 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     def windows(self, sentences: list[TaggedSentence]) -> list[Window]:
         """Each sentence as one window of sub-tokens, or several when it is longer than the
         encoder's limit (one warning for all such sentences); no word is ever dropped."""
-        enc = self.encoder
-        budget = enc.max_length - len(enc.prefix) - len(enc.suffix)
-        out, split = [], []
-        for si, s in enumerate(sentences):
-            if not s.tokens:
-                raise DataError("empty sentence", path=s.source, line=s.line(), field="tokens")
-            first, ids, pos, count = 0, [], [], 0
-            for wi, pieces in enumerate(enc.pieces(s.tokens)):
-                pieces = pieces[:budget]  # a word longer than the limit keeps its first pieces
-                if len(ids) + len(pieces) > budget:
-                    out.append(Window(si, first, enc.prefix + ids + enc.suffix, pos))
-                    first, ids, pos, count = wi, [], [], count + 1
-                pos.append(len(enc.prefix) + len(ids))
-                ids += pieces
-            out.append(Window(si, first, enc.prefix + ids + enc.suffix, pos))
-            if count:
-                where = ":".join(str(p) for p in (s.source, s.line()) if p is not None) or f"sentence {si}"
-                split.append(f"{where} ({len(s.tokens)} words, {count + 1} windows)")
-        if split:
-            log.warning("%d of %d sentences exceed the encoder's %d sub-tokens and were split into windows: %s",
-                        len(split), len(sentences), enc.max_length, first_few(split))
-        return out
+        return self.representer.windows(sentences)
 
-    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0) -> list[Batch]:
         """Dynamically padded batches: (window indices, tensors). Sorted by length for
         inference, shuffled for training."""
-        order = list(range(len(windows)))
-        if shuffle:
-            random.Random(seed).shuffle(order)
-        else:
-            order.sort(key=lambda i: len(windows[i].input_ids))
-        out = []
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            width = max(len(windows[i].input_ids) for i in idx)
-            n_words = max(len(windows[i].word_pos) for i in idx)
-            ids = torch.full((len(idx), width), self.encoder.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            pos = torch.zeros((len(idx), n_words), dtype=torch.long)
-            for r, i in enumerate(idx):
-                w = windows[i]
-                ids[r, : len(w.input_ids)] = torch.tensor(w.input_ids)
-                mask[r, : len(w.input_ids)] = 1
-                pos[r, : len(w.word_pos)] = torch.tensor(w.word_pos)
-            out.append((idx, {"input_ids": ids, "attention_mask": mask, "word_pos": pos}))
-        return out
-
-    @torch.no_grad()
-    def encode(self, sentences: list[TaggedSentence], batch_size: int = 64,
-               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Word vectors (n_words, H) and p_model (n_words, C), words of all sentences concatenated."""
-        check_count(batch_size, 1, "batch_size")
-        self.model.eval()
-        starts = np.cumsum([0] + [len(s.tokens) for s in sentences])
-        vectors = np.zeros((starts[-1], self.encoder.hidden_size), dtype=np.float32)
-        probs = np.zeros((starts[-1], len(self.config.tags)), dtype=np.float64)
-        windows = self.windows(sentences)
-        batches = self.batches(windows, batch_size)
-        for idx, batch in track(batches, "encoding", len(batches), show_progress):
-            x, logits = self.model(**batch)
-            p = torch.softmax(logits.double(), dim=-1).numpy()
-            for r, i in enumerate(idx):
-                w = windows[i]
-                at, n = starts[w.sentence] + w.first_word, len(w.word_pos)
-                vectors[at : at + n] = x[r, :n].numpy()
-                probs[at : at + n] = p[r, :n]
-        return vectors, probs
+        return self.representer.batches(windows, batch_size, shuffle, seed)
 
     # -- memories --------------------------------------------------------------------------
     def build_memory(self, sentences: list[TaggedSentence], index: str = "flat", fp16: bool = False,
@@ -316,8 +244,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
             return []
         vectors, p_model = self.encode(sentences, batch_size, show_progress)
         searches = self.search(vectors, at_least=neighbours)
-        p = self.distributions(p_model, searches)
-        p = p.get(self.knn_method, p["vanilla"])
+        p = self.final(self.distributions(p_model, searches))
         best = p.argmax(-1)
         space = self.label_space
         results, at = [], 0

@@ -6,7 +6,7 @@ import torch
 
 from knnie.data.schema import TaggedSentence
 from knnie.tasks.ner.model import EntityRecognizer, entity_types
-from knnie.tasks.training import TrainConfig, check_classes, fit, seed_everything
+from knnie.tasks.training import TrainConfig, check_classes, fit, require_head, seed_everything
 
 IGNORE = -100  # padding words carry no loss
 
@@ -14,7 +14,8 @@ IGNORE = -100  # padding words carry no loss
 def train_ner(recognizer: EntityRecognizer, train_set: list[TaggedSentence], dev_set: list[TaggedSentence],
               config: TrainConfig = TrainConfig(), show_progress: bool = False) -> list[dict]:
     """Cross-entropy on each word's first sub-token; dev entity micro-F1 picks the best epoch.
-    A training set with no entity is refused before any step."""
+    A training set with no entity is refused before any step. Trains on the recognizer's device."""
+    require_head(recognizer)
     seed_everything(config.seed)
     model = recognizer.model
     gold = recognizer.tag_ids(train_set, recognizer.labels)
@@ -28,7 +29,8 @@ def train_ner(recognizer: EntityRecognizer, train_set: list[TaggedSentence], dev
 
     def loss(idx: list[int], batch: dict) -> torch.Tensor:
         _, logits = model(**batch)
-        target = torch.nn.utils.rnn.pad_sequence([labels[i] for i in idx], batch_first=True, padding_value=IGNORE)
+        target = torch.nn.utils.rnn.pad_sequence([labels[i] for i in idx], batch_first=True,
+                                                 padding_value=IGNORE).to(logits.device)
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
 
     def dev_f1() -> float:

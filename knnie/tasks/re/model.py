@@ -1,31 +1,32 @@
 """The PURE-style relation classifier and `RelationExtractor`, knnie's front class for RE.
 
 Relation vector x = encoder hidden state at the head start marker ⊕ at the tail start
-marker; a linear layer gives p_RE(y|x). Attached memories turn p_RE into kNN-RE:
-p = λ·p_kNN + (1 − λ)·p_RE, and with two memories p = α·p(first) + (1 − α)·p(second).
+marker (`RelationRepresenter`; the marker scheme is pluggable); a linear layer gives p_RE(y|x).
+Attached memories turn p_RE into kNN-RE: p = λ·p_kNN + (1 − λ)·p_RE, and with two memories
+p = α·p(first) + (1 − α)·p(second). A headless extractor has no linear layer: p = p_kNN.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from knnie.data.readers import NO_RELATION
 from knnie.data.schema import RelationExample
+from knnie.encoders.device import resolve_device
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
-from knnie.encoders.markers import EntitiesTooFarApart, encode, marker_tokens, refusal, too_long
+from knnie.encoders.markers import SCHEMES, EntitiesTooFarApart, marker_scheme, refusal
+from knnie.encoders.representer import Batch, RelationRepresenter
 from knnie.errors import DataError, KnnieError
 from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
-from knnie.progress import track
 from knnie.tasks.base import MemoryAugmentedModel, check_count
+from knnie.tasks.task_model import TaskModel
 
 log = logging.getLogger(__name__)
 NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
@@ -35,9 +36,11 @@ NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
 class REConfig:
     """Everything needed to rebuild a relation extractor, saved as knnie_config.json."""
 
-    labels: list[str]
+    labels: list[str]  # of the head; none when headless
     encoder: str = DEFAULT_ENCODER
     entity_types: list[str] = field(default_factory=list)
+    markers: str = "typed"  # the entity-marker scheme (`knnie.encoders.markers.SCHEMES`)
+    head: bool = True  # False: no classifier, predictions come from memories alone
     negative_label: str | None = None
     max_length: int = 256
     dropout: float = 0.1
@@ -46,22 +49,6 @@ class REConfig:
     mix: dict[str, float] | None = None  # memory name -> weight in the mix, tuned on dev
     fingerprint: str = ""
     task: str = "relation-extraction"
-
-
-class RelationModel(nn.Module):
-    """Encoder + linear layer over [h_head_start ; h_tail_start]."""
-
-    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(2 * encoder.config.hidden_size, n_labels)
-
-    def forward(self, input_ids, attention_mask, head_pos, tail_pos) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        rows = torch.arange(hidden.size(0), device=hidden.device)
-        x = torch.cat([hidden[rows, head_pos], hidden[rows, tail_pos]], dim=-1)
-        return x, self.classifier(self.dropout(x))
 
 
 @dataclass
@@ -111,6 +98,8 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
 
     >>> re = RelationExtractor.from_pretrained("model_dir")
     >>> re.predict([example], neighbours=3)[0].label
+
+    A headless extractor (`headless`) has no classifier: it labels by the memories it consults.
     """
 
     config_class = REConfig
@@ -119,43 +108,75 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     memory_command = "knnie memory build"
     knn_method = "knn_re"
     neighbour_type = Neighbour
-    representation = "re: encoder states at the head and tail start markers"
-
-    def __init__(self, model: RelationModel, tokenizer, config: REConfig) -> None:
-        super().__init__(model, config)
-        self.tokenizer = tokenizer
 
     @property
     def labels(self) -> list[str]:
         return self.config.labels
 
+    @property
+    def tokenizer(self):
+        return self.representer.tokenizer
+
+    @property
+    def negative_label(self) -> str | None:
+        """The no-relation label, left out of micro-F1: the configured one, or (headless, none
+        configured) the first of NEGATIVE_LABELS among the memories' labels."""
+        if self.config.negative_label is not None or self.has_head:
+            return self.config.negative_label
+        return next((n for n in NEGATIVE_LABELS if n in self.label_space), None)
+
     # -- construction and persistence ------------------------------------------------------
     @classmethod
     def new(cls, labels: list[str], encoder: str = DEFAULT_ENCODER, entity_types: list[str] = (),
-            negative_label: str | None = None, max_length: int = 256, dropout: float = 0.1) -> RelationExtractor:
-        """An untrained extractor: the encoder with marker tokens added and a fresh head."""
+            negative_label: str | None = None, max_length: int = 256, dropout: float = 0.1,
+            markers: str = "typed", device: str | torch.device = "auto") -> RelationExtractor:
+        """An untrained extractor on `device`: the encoder with the marker scheme's tokens added
+        (`markers`: "typed" or "entity-mask") and a fresh head."""
         if len(set(labels)) < 2 or len(set(labels)) != len(labels):
             raise KnnieError(f"a relation extractor needs two labels or more, each once; got {list(labels)}")
         if negative_label is not None and negative_label not in labels:
             raise KnnieError(f"the negative label '{negative_label}' is not one of the labels {list(labels)}")
         if negative_label is None:
             negative_label = next((n for n in NEGATIVE_LABELS if n in labels), None)
-        base, tokenizer = load_encoder(encoder)
-        tokenizer.add_special_tokens({"additional_special_tokens": marker_tokens(sorted(entity_types))})
-        base.resize_token_embeddings(len(tokenizer))
-        config = REConfig(labels=list(labels), encoder=str(encoder), entity_types=sorted(entity_types),
-                          negative_label=negative_label, max_length=min(max_length, tokenizer.model_max_length),
+        return cls._create(list(labels), encoder, entity_types, negative_label, max_length, dropout, markers, device)
+
+    @classmethod
+    def headless(cls, encoder: str = DEFAULT_ENCODER, entity_types: list[str] = (), negative_label: str | None = None,
+                 max_length: int = 256, markers: str = "typed", device: str | torch.device = "auto"
+                 ) -> RelationExtractor:
+        """An extractor with no classifier head: it predicts from the memories it consults alone
+        (λ = 1), over their labels. `negative_label` (default: no_relation/Other/NA/None when a
+        memory holds it) is left out of micro-F1."""
+        return cls._create([], encoder, entity_types, negative_label, max_length, 0.0, markers, device, head=False)
+
+    @classmethod
+    def _create(cls, labels: list[str], encoder: str, entity_types: list[str], negative_label: str | None,
+                max_length: int, dropout: float, markers: str, device: str | torch.device,
+                head: bool = True) -> RelationExtractor:
+        target = resolve_device(device)  # a missing GPU is refused before the encoder is loaded
+        representer = RelationRepresenter.fresh(encoder, markers, entity_types, max_length)
+        config = REConfig(labels=labels, encoder=str(encoder), entity_types=sorted(entity_types), markers=markers,
+                          head=head, negative_label=negative_label, max_length=representer.max_length,
                           dropout=dropout)
-        return cls(RelationModel(base, len(labels), dropout), tokenizer, config)
+        return cls(TaskModel(representer, len(labels) if head else None, dropout), config).to(target)
+
+    @classmethod
+    def _check_config(cls, raw: Any, path: Path) -> None:
+        """The shared checks, and a known marker scheme."""
+        super()._check_config(raw, path)
+        if raw.get("markers", "typed") not in SCHEMES:
+            raise DataError(f"unknown entity-marker scheme {raw['markers']!r}; one of {', '.join(SCHEMES)} expected",
+                            path=path, field="markers")
 
     @classmethod
     def _from_encoder(cls, path: Path, config: REConfig) -> RelationExtractor:
         base, tokenizer = load_encoder(path)
-        return cls(RelationModel(base, len(config.labels), config.dropout), tokenizer, config)
+        representer = RelationRepresenter(base, tokenizer, marker_scheme(config.markers), config.entity_types,
+                                          config.max_length)
+        return cls(TaskModel(representer, len(config.labels) if config.head else None, config.dropout), config)
 
     def _save_encoder(self, path: Path) -> None:
-        self.model.encoder.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        self.representer.save(path)
 
     # -- encoding --------------------------------------------------------------------------
     def label_ids(self, examples: list[RelationExample], labels: list[str] | None = None) -> np.ndarray:
@@ -173,56 +194,16 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         return np.array(ids, dtype=np.int64)
 
     def batches(self, examples: list[RelationExample], batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+                seed: int = 0) -> list[Batch]:
         """Tokenised, dynamically padded batches: (example indices, tensors). Sorted by
         length for inference, shuffled for training."""
-        enc = encode(self.tokenizer, examples, set(self.config.entity_types), self.config.max_length)
-        order = list(range(len(examples)))
-        if shuffle:
-            random.Random(seed).shuffle(order)
-        else:
-            order.sort(key=lambda i: len(enc.input_ids[i]))
-        pad = self.tokenizer.pad_token_id
-        out = []
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            width = max(len(enc.input_ids[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(enc.input_ids[i])] = torch.tensor(enc.input_ids[i])
-                mask[r, : len(enc.input_ids[i])] = 1
-            out.append((idx, {
-                "input_ids": ids, "attention_mask": mask,
-                "head_pos": torch.tensor([enc.head_pos[i] for i in idx]),
-                "tail_pos": torch.tensor([enc.tail_pos[i] for i in idx]),
-            }))
-        return out
+        return self.representer.batches(self.representer.prepare(examples)[0], batch_size, shuffle, seed)
 
     def too_long(self, examples: list[RelationExample], refuse: bool = False) -> dict[int, EntitiesTooFarApart]:
         """The examples whose head and tail alone exceed the encoder's limit, by index: `encode`
         refuses them, `predict` answers them with no label. With `refuse`, finding any is the
         error `encode` raises (how many, and where the first are)."""
-        found = too_long(self.tokenizer, examples, set(self.config.entity_types), self.config.max_length)
-        if found and refuse:
-            raise refusal(found, examples, self.config.max_length)
-        return found
-
-    @torch.no_grad()
-    def encode(self, examples: list[RelationExample], batch_size: int = 64,
-               show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Relation vectors (n, 2·hidden) and the classifier's p_RE (n, C)."""
-        check_count(batch_size, 1, "batch_size")
-        self.model.eval()
-        n = len(examples)
-        vectors = np.zeros((n, self.model.classifier.in_features), dtype=np.float32)
-        probs = np.zeros((n, len(self.config.labels)), dtype=np.float64)
-        batches = self.batches(examples, batch_size)
-        for idx, batch in track(batches, "encoding", len(batches), show_progress):
-            x, logits = self.model(**batch)
-            vectors[idx] = x.numpy()
-            probs[idx] = torch.softmax(logits.double(), dim=-1).numpy()
-        return vectors, probs
+        return self.representer.too_long(examples, refuse)
 
     # -- memories --------------------------------------------------------------------------
     def build_memory(self, examples: list[RelationExample], index: str = "flat", fp16: bool = False,
@@ -261,8 +242,7 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
             return []
         vectors, p_model = self.encode(examples, batch_size, show_progress)
         searches = self.search(vectors, at_least=neighbours)
-        p = self.distributions(p_model, searches)
-        p = p.get(self.knn_method, p["vanilla"])
+        p = self.final(self.distributions(p_model, searches))
         best, space = p.argmax(-1), self.label_space
         return [RelationPrediction(space[b], float(p[i, b]), self._neighbours(searches, i, neighbours))
                 for i, b in enumerate(best)]
@@ -272,14 +252,15 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         """Micro-F1 without the negative label, vectorised over rows of predictions."""
         from knnie.evaluation.relations import micro_f1_ids
 
-        neg = self.config.labels.index(self.config.negative_label) if self.config.negative_label else None
+        space, negative = self.label_space, self.negative_label
+        neg = space.index(negative) if negative in space else None
         return lambda pred: micro_f1_ids(pred, gold, neg)
 
     def _dev_score(self, dev: list[RelationExample]) -> ScoreFn:
         """Refuses a dev set of negatives only: micro-F1 without them is 0 at every setting."""
         gold = self.label_ids(dev)
-        negative = self.config.negative_label
-        if negative is not None and (gold == self.config.labels.index(negative)).all():
+        negative = self.negative_label
+        if negative in self.label_space and (gold == self.label_space.index(negative)).all():
             raise KnnieError(f"every dev example is '{negative}': micro-F1 without it is 0 at every setting, "
                              "so there is nothing to tune on; give dev examples of the relations")
         return self.score_fn(gold)
@@ -292,6 +273,5 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         space = self.label_space
         gold = [space[i] for i in self.label_ids(examples)]
         p, _ = self.method_distributions(examples, batch_size, show_progress)
-        return {method: relation_report(gold, [space[i] for i in probs.argmax(-1)],
-                                        self.config.negative_label)
+        return {method: relation_report(gold, [space[i] for i in probs.argmax(-1)], self.negative_label)
                 for method, probs in p.items()}

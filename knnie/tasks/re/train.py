@@ -6,7 +6,7 @@ import torch
 
 from knnie.data.schema import RelationExample
 from knnie.tasks.re.model import RelationExtractor
-from knnie.tasks.training import TrainConfig, check_classes, fit, seed_everything
+from knnie.tasks.training import TrainConfig, check_classes, fit, require_head, seed_everything
 
 __all__ = ["TrainConfig", "train"]
 
@@ -16,10 +16,11 @@ def train(extractor: RelationExtractor, train_set: list[RelationExample], dev_se
     """AdamW with linear warm-up and decay, dynamic padding; after each epoch the dev
     micro-F1 decides whether this is the best checkpoint, which is restored at the end.
     Refused before any step: fewer than two training labels, or examples whose entities do
-    not fit the encoder (all of them named at once)."""
+    not fit the encoder (all of them named at once). Trains on the extractor's device."""
+    require_head(extractor)
     seed_everything(config.seed)
     model = extractor.model
-    gold = torch.tensor(extractor.label_ids(train_set, extractor.labels))
+    gold = torch.tensor(extractor.label_ids(train_set, extractor.labels)).to(extractor.device)
     dev_gold = extractor.label_ids(dev_set, extractor.labels) if dev_set else None
     check_classes({ex.label for ex in train_set}, {ex.label for ex in dev_set}, "labels", 2)
     for data in (train_set, dev_set):
