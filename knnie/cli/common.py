@@ -77,7 +77,8 @@ def build_memory(front: MemoryAugmentedModel, model_dir: Path, examples: list[An
 def print_tune_table(report: dict[str, Any], metric: str, method: str) -> None:
     """The settings `tune` chose per memory and their dev scores (`metric` names the score,
     `method` the interpolated method)."""
-    table = Table(title=f"dev {metric} (vanilla {report['vanilla_f1']:.4f})")
+    vanilla = f" (vanilla {report['vanilla_f1']:.4f})" if "vanilla_f1" in report else " (no head: kNN only)"
+    table = Table(title=f"dev {metric}{vanilla}")
     for col in ("memory", "k", "T", "λ", "kernel", f"{METHODS[method]} F1", "kNN-only F1"):
         table.add_column(col)
     for name, r in report["memories"].items():

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from knnie.cli.common import METHODS, command, load_relations, out
-from knnie.cli.options import BatchSize, ReportJson
+from knnie.cli.options import BatchSize, Device, ReportJson
 from knnie.cli.outputs import check_output
 from knnie.io import write_json
 from knnie.tasks.re import RelationExtractor
@@ -20,12 +20,15 @@ def evaluate_command(
     data: Path = typer.Option(..., help="Labelled test data."),
     output: ReportJson = None,
     batch_size: BatchSize = 64,
+    device: Device = "auto",
 ) -> None:
-    """Vanilla, kNN-only and kNN-RE: micro/macro-F1, per relation, SemEval official score."""
+    """Vanilla, kNN-only and kNN-RE: micro/macro-F1, per relation, SemEval official score
+    (a headless model: kNN-only alone)."""
     check_output(output)
-    extractor = RelationExtractor.from_pretrained(model_dir)
+    extractor = RelationExtractor.from_pretrained(model_dir, device=device)
     report = extractor.evaluate(load_relations(data, "test"), batch_size, show_progress=True)
-    semeval = "semeval_official_f1" in report["vanilla"]
+    first = next(iter(report.values()))
+    semeval = "semeval_official_f1" in first
     table = Table(title=f"{data}")
     for col in ("method", "micro-P", "micro-R", "micro-F1", "macro-F1", *(["SemEval official"] if semeval else [])):
         table.add_column(col)
@@ -39,7 +42,7 @@ def evaluate_command(
     per.add_column("support")
     for method in report:
         per.add_column(METHODS[method])
-    for rel, r in report["vanilla"]["per_relation"].items():
+    for rel, r in first["per_relation"].items():
         per.add_row(rel, str(r["support"]), *(f"{100 * report[m]['per_relation'][rel]['f1']:.2f}" for m in report))
     out.print(per)
     if output:

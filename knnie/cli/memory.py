@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from knnie.cli.common import build_memory, command, load_relations
-from knnie.cli.options import BatchSize, Fp16, Index, MemoryName
+from knnie.cli.options import BatchSize, Device, Fp16, Index, MemoryName
 from knnie.tasks.re import RelationExtractor
 
 app = typer.Typer(help="Build the memories a model consults at prediction time.", no_args_is_help=True)
@@ -22,8 +22,9 @@ def build(
     index: Index = "flat",
     fp16: Fp16 = False,
     batch_size: BatchSize = 64,
+    device: Device = "auto",
 ) -> None:
     """Keys = the model's relation vectors of DATA, values = their labels."""
-    extractor = RelationExtractor.from_pretrained(model_dir, memories=False)
+    extractor = RelationExtractor.from_pretrained(model_dir, memories=False, device=device)
     build_memory(extractor, model_dir, load_relations(data, name), name, index, fp16, batch_size,
                  "keys", "knnie tune")

@@ -11,6 +11,7 @@ from rich.table import Table
 from knnie.cli.common import METHODS, build_memory, command, console, out, print_tune_table, save_training
 from knnie.cli.options import (
     BatchSize,
+    Device,
     Epochs,
     Fp16,
     HeadLr,
@@ -26,6 +27,7 @@ from knnie.cli.outputs import check_output
 from knnie.data.schema import TaggedSentence
 from knnie.data.tagged import read_sentences, read_tagged
 from knnie.encoders import DEFAULT_ENCODER
+from knnie.encoders.device import resolve_device
 from knnie.encoders.words import CHAR_BILSTM
 from knnie.io import write_json, write_jsonl
 from knnie.tasks.model_dir import check_target
@@ -59,13 +61,15 @@ def train_command(
     seed: Seed = 42,
     max_length: int = typer.Option(256, help="Sub-token limit; longer sentences are split into windows."),
     overwrite: Overwrite = False,
+    device: Device = "auto",
 ) -> None:
     """Fine-tune a token classifier (tag on each word's first sub-token)."""
     check_target(out_dir, overwrite)
+    target = resolve_device(device)
     train_set = load_tagged(train_path, "train")
     dev_set = load_tagged(dev_path, "dev")
     tags = tag_set(train_set + dev_set)
-    recognizer = EntityRecognizer.new(tags, encoder, train_set, max_length)
+    recognizer = EntityRecognizer.new(tags, encoder, train_set, max_length, device=target)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, head_lr=head_lr, seed=seed,
                          lr=lr if lr is not None else (2e-3 if encoder == CHAR_BILSTM else 5e-5))
     history = train_ner(recognizer, train_set, dev_set, config, show_progress=True)
@@ -82,9 +86,10 @@ def memory_build(
     index: Index = "flat",
     fp16: Fp16 = False,
     batch_size: BatchSize = 64,
+    device: Device = "auto",
 ) -> None:
     """Keys = the model's vector of every word of DATA, values = their tags."""
-    recognizer = EntityRecognizer.from_pretrained(model_dir, memories=False)
+    recognizer = EntityRecognizer.from_pretrained(model_dir, memories=False, device=device)
     build_memory(recognizer, model_dir, load_tagged(data, name), name, index, fp16, batch_size,
                  "word keys", "knnie ner tune")
 
@@ -95,9 +100,10 @@ def tune_command(
     model_dir: TunedModelDir,
     dev: Path = typer.Option(..., help="Tagged dev data. Never tune on test."),
     batch_size: BatchSize = 64,
+    device: Device = "auto",
 ) -> None:
     """Search each memory once (k_max = 256) and score the whole k/T/λ/kernel grid on dev entity F1."""
-    recognizer = EntityRecognizer.from_pretrained(model_dir)
+    recognizer = EntityRecognizer.from_pretrained(model_dir, device=device)
     report = recognizer.tune(load_tagged(dev, "dev"), batch_size, show_progress=True)
     recognizer.save_config(model_dir)
     print_tune_table(report, "entity micro-F1", "knn_ner")
@@ -110,13 +116,15 @@ def evaluate_command(
     data: Path = typer.Option(..., help="Tagged test data."),
     output: ReportJson = None,
     batch_size: BatchSize = 64,
+    device: Device = "auto",
 ) -> None:
-    """Vanilla, kNN-only and kNN-NER: entity micro P/R/F1 (seqeval's) and F1 per type."""
+    """Vanilla, kNN-only and kNN-NER: entity micro P/R/F1 (seqeval's) and F1 per type (a headless
+    model: kNN-only alone)."""
     check_output(output)
-    recognizer = EntityRecognizer.from_pretrained(model_dir)
+    recognizer = EntityRecognizer.from_pretrained(model_dir, device=device)
     report = recognizer.evaluate(load_tagged(data, "test"), batch_size, show_progress=True)
     table = Table(title=str(data))
-    types = list(report["vanilla"]["per_type"])
+    types = list(next(iter(report.values()))["per_type"])
     for col in ("method", "P", "R", "F1", *(f"F1 {t}" for t in types)):
         table.add_column(col)
     for method, r in report.items():
@@ -136,10 +144,11 @@ def predict_command(
     neighbours: int = typer.Option(0, min=0, help="Nearest training words to return behind each entity."),
     batch_size: BatchSize = 64,
     show: int = typer.Option(5, min=0, help="Print this many sentences to the terminal."),
+    device: Device = "auto",
 ) -> None:
     """Writes {text, tokens, tags, entities: [{text, type, start, end, char_start, char_end, score, neighbours}]}."""
     check_output(output)
-    recognizer = EntityRecognizer.from_pretrained(model_dir)
+    recognizer = EntityRecognizer.from_pretrained(model_dir, device=device)
     sentences = read_sentences(input, recognizer.config.char_tokens)
     predictions = recognizer.predict(sentences, neighbours, batch_size, show_progress=True)
     rows = [p.to_dict() for p in predictions]

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from knnie.encoders.device import DEVICES
 from knnie.errors import KnnieError
 from knnie.memory import INDEXES
 from knnie.memory.memory import check_name
@@ -33,5 +34,7 @@ TunedModelDir = Annotated[Path, typer.Argument(help="A model directory with at l
 ReportJson = Annotated[Path, typer.Option(help="Also write the full report as JSON here.")]
 MemoryName = Annotated[str, typer.Option("--name", callback=_memory_name,
                                          help="Memory name (letters, digits, '_', '-'), e.g. train or ds.")]
+Device = Annotated[str, typer.Option(help=f"Where the encoder runs: {' | '.join(DEVICES)} (cuda:N for GPU N; auto "
+                                     "is a CUDA GPU if there is one). FAISS search stays on the CPU.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Allow --out to be a non-empty directory that is not a "
                                          "knnie model: everything in it is replaced.")]

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from knnie.cli.common import command, console, load_relations, out
-from knnie.cli.options import BatchSize
+from knnie.cli.options import BatchSize, Device
 from knnie.cli.outputs import check_output
 from knnie.io import write_jsonl
 from knnie.tasks.re import RelationExtractor
@@ -22,12 +22,13 @@ def predict_command(
     neighbours: int = typer.Option(3, min=0, help="Nearest memory entries to return with each prediction."),
     batch_size: BatchSize = 64,
     show: int = typer.Option(5, min=0, help="Print this many predictions to the terminal."),
+    device: Device = "auto",
 ) -> None:
     """Writes {text, head: {text, start, end, type}, tail, prediction, probability, neighbours}
     per example, start and end being character offsets into text. An example whose entities do
     not fit the encoder gets prediction null and a "reason"."""
     check_output(output)
-    extractor = RelationExtractor.from_pretrained(model_dir)
+    extractor = RelationExtractor.from_pretrained(model_dir, device=device)
     examples = load_relations(input, "input")
     predictions = extractor.predict(examples, neighbours, batch_size, show_progress=True)
     rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from knnie.cli.common import command, load_relations, print_tune_table
-from knnie.cli.options import BatchSize, TunedModelDir
+from knnie.cli.options import BatchSize, Device, TunedModelDir
 from knnie.tasks.re import RelationExtractor
 
 
@@ -16,9 +16,10 @@ def tune_command(
     model_dir: TunedModelDir,
     dev: Path = typer.Option(..., help="Dev data. Never tune on test."),
     batch_size: BatchSize = 64,
+    device: Device = "auto",
 ) -> None:
     """Search each memory once (k_max = 256) and score the whole grid on dev micro-F1."""
-    extractor = RelationExtractor.from_pretrained(model_dir)
+    extractor = RelationExtractor.from_pretrained(model_dir, device=device)
     report = extractor.tune(load_relations(dev, "dev"), batch_size, show_progress=True)
     extractor.save_config(model_dir)
     print_tune_table(report, "micro-F1", "knn_re")
