@@ -116,8 +116,8 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     config_class = REConfig
     config_what = "relation model"
     label_word = "labels"
-    memory_command = "knnie memory build"
     knn_method = "knn_re"
+    task = "relation-extraction"
     neighbour_type = Neighbour
     representation = "re: encoder states at the head and tail start markers"
 
