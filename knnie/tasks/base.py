@@ -61,8 +61,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     config_class: ClassVar[type]  # the task's config dataclass, saved as knnie_config.json
     config_what: ClassVar[str]  # names the config in errors: "relation model", "NER model"
     label_word: ClassVar[str]  # what the classes are called in errors: "labels", "tags"
-    memory_command: ClassVar[str]  # the CLI command that builds this task's memories
     knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
+    task: ClassVar[str]  # saved in the config as `task`; `knnie.load` picks the class by it
     neighbour_type: ClassVar[type]  # a consulted memory entry: built as (memory, class, distance, record)
 
     def __init__(self, model: TaskModel, config: C) -> None:
@@ -108,6 +108,9 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         task adds its own checks): each error names the file and the field."""
         if not isinstance(raw, dict):
             raise DataError("not a JSON object", path=path)
+        if raw.get("task") != cls.task:
+            raise DataError(f"task is {raw.get('task')!r}, not {cls.task!r}: this is not a {cls.config_what}; "
+                            "knnie.load(path) opens any knnie model", path=path, field="task")
         for table in ("knn", "knn_only"):
             chosen = raw.get(table, {})
             if not isinstance(chosen, dict):
@@ -250,7 +253,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         """Consult `memory` at prediction time (refused if another model built it; `name` must be a
         plain name, since it names the memory's directory)."""
         check_name(name)
-        memory.check_compatible(self.fingerprint, f"memory '{name}'", self.memory_command)
+        memory.check_compatible(self.fingerprint, f"memory '{name}'")
         self.memories[name] = memory
 
     def params(self, name: str, knn_only: bool = False) -> KnnParams:
@@ -307,8 +310,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         headless model has 'knn' alone, and needs a memory."""
         if not self.has_head:
             if not self.memories:
-                raise KnnieError(f"this model has no classifier head: it predicts from memories alone; attach one "
-                                 f"(build it with `{self.memory_command}`)")
+                raise KnnieError("this model has no classifier head: it predicts from memories alone; attach one "
+                                 "(build_memory, attach_memory)")
             return {"knn": self._combine(self.memory_distributions(p_model, searches, knn_only=True))}
         out = {"vanilla": self._in_space(p_model, self.label_space)}
         if self.memories:
@@ -342,7 +345,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         (k_max = 256) and every grid point computed from that search. Without a head λ is 1: only
         k, T and the kernel are searched, and there is no vanilla score."""
         if not self.memories:
-            raise KnnieError(f"no memory attached: build one with `{self.memory_command}` before tuning")
+            raise KnnieError("no memory attached: build one (build_memory) and attach it before tuning")
         if not dev:
             raise KnnieError("the dev set is empty: there is nothing to tune on")
         score = self._dev_score(dev)  # refuses a dev set it cannot score, before any setting changes

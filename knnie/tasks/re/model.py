@@ -105,8 +105,8 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     config_class = REConfig
     config_what = "relation model"
     label_word = "labels"
-    memory_command = "knnie memory build"
     knn_method = "knn_re"
+    task = "relation-extraction"
     neighbour_type = Neighbour
 
     @property
