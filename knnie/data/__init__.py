@@ -1,7 +1,7 @@
 """Data model and readers."""
 
-from knnie.data.readers import NO_RELATION, example_from_text, read_relations
-from knnie.data.schema import RelationExample, Span, TaggedSentence
+from knnie.data.readers import example_from_text, read_relations
+from knnie.data.schema import NO_RELATION, RelationExample, Span, TaggedSentence
 from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
 
 __all__ = [

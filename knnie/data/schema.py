@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+NO_RELATION = "no_relation"  # the label of an entity pair that no relation links
+
 
 @dataclass(frozen=True)
 class Span:

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 
 from knnie.data.files import numbered_lines, parse_json, read_text
-from knnie.data.readers import characters_with_offsets, tokenize_with_offsets
 from knnie.data.schema import TaggedSentence
+from knnie.data.tokenize import split_text
 from knnie.errors import DataError
 
 _TAG = re.compile(r"^(O|[BIES]-.+)$")
@@ -104,7 +104,7 @@ def sentence_from_text(text: str, chars: bool = False, source: str | None = None
     """Tokenise raw text into words and punctuation (or into characters, for models trained
     on character-tokenised languages), keeping character offsets; a character is a grapheme
     cluster, so an accent or a ZWJ emoji sequence stays whole."""
-    tokens, offsets = characters_with_offsets(text) if chars else tokenize_with_offsets(text)
+    tokens, offsets = split_text(text, chars)
     if not tokens:
         raise DataError("empty sentence", path=source, line=line, field="text")
     return TaggedSentence(tokens, None, text, offsets, source, [line] * len(tokens) if line else None)

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from knnie.data.readers import NO_RELATION
-from knnie.data.schema import RelationExample
+from knnie.data.schema import NO_RELATION, RelationExample
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
 from knnie.encoders.markers import EntitiesTooFarApart, encode, marker_tokens, refusal, too_long
 from knnie.errors import DataError, KnnieError
