@@ -7,12 +7,14 @@
 
     from knnie import EntityRecognizer
     ner = EntityRecognizer.from_pretrained("ner_model_dir")
-    for e in ner.predict(["Ada Lovelace was born in London."], neighbours=3)[0].entities:
-        print(e.type, e.text, e.char_start, e.char_end, e.score)
+    [p] = ner.predict(["Ada Lovelace was born in London."], neighbours=3)
+    for e in p.entities:
+        print(e.type, p.text[e.char_start : e.char_end], e.score, [n.label for n in e.neighbours])
 """
 
 from knnie.data import (
     NO_RELATION,
+    Neighbour,
     RelationExample,
     Span,
     TaggedSentence,
@@ -28,7 +30,8 @@ from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, t
 
 __all__ = [
     "NO_RELATION", "DataError", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError", "Memory",
-    "NERPrediction", "RelationExample", "RelationExtractor", "RelationPrediction", "Span", "TaggedSentence",
-    "TrainConfig", "example_from_text", "read_relations", "read_sentences", "read_tagged", "train", "train_ner",
+    "NERPrediction", "Neighbour", "RelationExample", "RelationExtractor", "RelationPrediction", "Span",
+    "TaggedSentence", "TrainConfig", "example_from_text", "read_relations", "read_sentences", "read_tagged", "train",
+    "train_ner",
 ]
 __version__ = "0.1.0"

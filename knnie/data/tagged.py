@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from knnie.data.files import numbered_lines, parse_json, read_text
-from knnie.data.schema import TaggedSentence
+from knnie.data.schema import Span, TaggedSentence
 from knnie.data.tokenize import split_text
 from knnie.errors import DataError
 
@@ -32,6 +32,41 @@ def bio_tag(tag: str, path: str | Path | None, line: int | None) -> str:
         raise DataError(f"tag '{tag}' is neither O nor B-/I-/E-/S- followed by a type", path=path, line=line,
                         field="tag")
     return tag if tag == "O" else f"{_TO_BIO[tag[0]]}-{tag[2:]}"
+
+
+def entity_type(tag: str) -> str | None:
+    """X of B-X or I-X; None for O."""
+    return None if tag == "O" else tag[2:]
+
+
+def bio_spans(tags: list[str]) -> list[Span]:
+    """The entities of one sentence's BIO tags, read as conlleval and seqeval (default mode) read
+    them: an I-X that starts a sentence or follows O or a tag of another type starts a new X entity;
+    B-X always starts one; I-X after B-X/I-X continues it. So every tag sequence gives valid spans."""
+    spans: list[Span] = []
+    start, current = 0, None
+    for i, tag in enumerate([*tags, "O"]):
+        typ = entity_type(tag)
+        if current is not None and (typ != current or tag.startswith("B-")):
+            spans.append(Span(start, i, current))
+            current = None
+        if typ is not None and current is None:
+            start, current = i, typ
+    return spans
+
+
+def bio_tags(spans: list[Span], n: int, source: str | None = None) -> list[str]:
+    """The BIO tags of n tokens holding these entity spans; spans that overlap or have no type
+    have no BIO tags and are refused."""
+    tags = ["O"] * n
+    for s in sorted(spans, key=lambda s: s.start):
+        problem = ("has no type" if not s.type else f"is out of range for {n} tokens" if not 0 <= s.start < s.end <= n
+                   else "overlaps another entity" if any(t != "O" for t in tags[s.start : s.end]) else None)
+        if problem:
+            raise DataError(f"entity [{s.start}, {s.end}) {problem}: BIO tags cannot hold it", path=source,
+                            field="entities")
+        tags[s.start : s.end] = [f"B-{s.type}"] + [f"I-{s.type}"] * (s.end - s.start - 1)
+    return tags
 
 
 def read_tagged(path: str | Path) -> list[TaggedSentence]:

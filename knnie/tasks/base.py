@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import numpy as np
 from torch import nn
 
+from knnie.data.schema import Neighbour
 from knnie.encoders.loading import fingerprint
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.io import atomic_dir, read_safetensors, write_json
@@ -58,7 +59,6 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     label_word: ClassVar[str]  # what the classes are called in errors: "labels", "tags"
     memory_command: ClassVar[str]  # the CLI command that builds this task's memories
     knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
-    neighbour_type: ClassVar[type]  # a consulted memory entry: built as (memory, class, distance, record)
     representation: ClassVar[str]  # how vectors are pooled; part of the fingerprint memories are checked against
 
     def __init__(self, model: nn.Module, config: C) -> None:
@@ -284,10 +284,10 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         searches = self.search(vectors)
         return self.distributions(p_model, searches), searches
 
-    def _neighbours(self, searches: Searches, row: int, n: int) -> list[Any]:
+    def _neighbours(self, searches: Searches, row: int, n: int) -> list[Neighbour]:
         """The n nearest memory entries of query `row`, over all memories, nearest first."""
-        found = [self.neighbour_type(name, self.memories[name].labels[int(self.memories[name].values[j])], float(d),
-                                     self.memories[name].records[j])
+        found = [Neighbour(name, self.memories[name].labels[int(self.memories[name].values[j])], float(d),
+                           self.memories[name].records[j])
                  for name, (dist, ids) in searches.items() for d, j in zip(dist[row, :n], ids[row, :n])]
         return sorted(found, key=lambda nb: nb.distance)[:n]
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from knnie.data.schema import NO_RELATION, RelationExample
+from knnie.data.schema import NO_RELATION, Neighbour, RelationExample
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
 from knnie.encoders.markers import EntitiesTooFarApart, encode, marker_tokens, refusal, too_long
 from knnie.errors import DataError, KnnieError
@@ -64,21 +64,6 @@ class RelationModel(nn.Module):
 
 
 @dataclass
-class Neighbour:
-    """A memory entry consulted for a prediction."""
-
-    memory: str
-    label: str
-    distance: float
-    record: dict[str, Any]  # the example behind it (`RelationExample.to_dict`)
-
-    def to_row(self) -> dict[str, Any]:
-        """The entry as users read it: its original sentence and mentions, label, distance, memory."""
-        return {**RelationExample.from_dict(self.record).to_row(), "label": self.label, "distance": self.distance,
-                "memory": self.memory}
-
-
-@dataclass
 class RelationPrediction:
     """The relation of one example; with no answer (its entities do not fit the encoder) the
     label and probability are None and `reason` says why."""
@@ -117,7 +102,6 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     label_word = "labels"
     memory_command = "knnie memory build"
     knn_method = "knn_re"
-    neighbour_type = Neighbour
     representation = "re: encoder states at the head and tail start markers"
 
     def __init__(self, model: RelationModel, tokenizer, config: REConfig) -> None:
