@@ -14,11 +14,14 @@
 
 from knnie.data import (
     NO_RELATION,
+    Document,
     Neighbour,
+    Relation,
     RelationExample,
     Span,
     TaggedSentence,
     example_from_text,
+    read_documents,
     read_relations,
     read_sentences,
     read_tagged,
@@ -29,9 +32,9 @@ from knnie.tasks.ner import EntityRecognizer, NERPrediction, train_ner
 from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, train
 
 __all__ = [
-    "NO_RELATION", "DataError", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError", "Memory",
-    "NERPrediction", "Neighbour", "RelationExample", "RelationExtractor", "RelationPrediction", "Span",
-    "TaggedSentence", "TrainConfig", "example_from_text", "read_relations", "read_sentences", "read_tagged", "train",
-    "train_ner",
+    "NO_RELATION", "DataError", "Document", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError",
+    "Memory", "NERPrediction", "Neighbour", "Relation", "RelationExample", "RelationExtractor", "RelationPrediction",
+    "Span", "TaggedSentence", "TrainConfig", "example_from_text", "read_documents", "read_relations", "read_sentences",
+    "read_tagged", "train", "train_ner",
 ]
 __version__ = "0.1.0"

@@ -53,9 +53,7 @@ class RelationExample:
     def located(self) -> tuple[str, list[tuple[int, int]]]:
         """The text and each token's character offsets in it: the original ones when the
         example came as text, else the tokens joined by spaces."""
-        if self.text is not None and self.char_offsets is not None:
-            return self.text, self.char_offsets
-        return " ".join(self.tokens), joined_offsets(self.tokens)
+        return located(self.tokens, self.text, self.char_offsets)
 
     def mention(self, span: Span) -> str:
         """The span as it reads in the text (not its tokens re-joined)."""
@@ -116,6 +114,15 @@ class Neighbour:
         r = self.record
         held = RelationExample.from_dict(r).to_row() if "tokens" in r else {k: r[k] for k in ("text", "word") if k in r}
         return {**held, "label": self.label, "distance": self.distance, "memory": self.memory}
+
+
+def located(tokens: list[str], text: str | None, char_offsets: list[tuple[int, int]] | None
+            ) -> tuple[str, list[tuple[int, int]]]:
+    """A text and each token's character offsets in it: the original ones when there are, else
+    the tokens joined by spaces."""
+    if text is not None and char_offsets is not None:
+        return text, char_offsets
+    return " ".join(tokens), joined_offsets(tokens)
 
 
 def joined_offsets(tokens: list[str], sep: int = 1) -> list[tuple[int, int]]:

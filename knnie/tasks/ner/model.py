@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from knnie.data.document import Document
 from knnie.data.schema import Span, TaggedSentence, joined_offsets
 from knnie.data.tagged import bio_spans, sentence_from_text
 from knnie.encoders.loading import DEFAULT_ENCODER
@@ -316,6 +317,16 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
             results.append(NERPrediction(text, list(s.tokens), tags, entities))
             at += len(s.tokens)
         return results
+
+    def predict_documents(self, documents: list[Document], neighbours: int = 0, batch_size: int = 64,
+                          show_progress: bool = False) -> None:
+        """Set each document's entities to the spans found in it, with character offsets (into
+        `Document.located()`'s text), scores and neighbours; `Document.relation_examples` then pairs
+        them for relation extraction. Documents of raw text should be split as this model's training
+        text was (`Document.from_text(text, chars=recognizer.config.char_tokens)`)."""
+        predictions = self.predict([d.tagged(tags=False) for d in documents], neighbours, batch_size, show_progress)
+        for document, prediction in zip(documents, predictions):
+            document.entities = prediction.entities
 
     # -- dev tuning and evaluation ---------------------------------------------------------
     def score_fn(self, sentences: list[TaggedSentence]) -> ScoreFn:
