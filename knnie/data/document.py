@@ -31,10 +31,11 @@ class Document:
 
     `text` and `char_offsets` (one (start, end) per token) are kept when the input came as text;
     a document read as tokens (a DyGIE sentence) has neither, and `located()` joins its tokens by
-    spaces. `relations` is None when the document carries no relation annotation (raw text): its
-    entity pairs are then unlabelled, where an annotated document labels the pairs it does not
-    relate `NO_RELATION`. `source` says where it was read ("file:line"); `meta` (a DyGIE
-    document's key and sentence index) goes to every relation example.
+    spaces (the character offsets of its entities, where they have them, point into that text).
+    `relations` is None when the document carries no relation annotation (raw text): its entity
+    pairs are then unlabelled, where an annotated document labels the pairs it does not relate
+    `NO_RELATION`. `source` says where it was read ("file:line"); `meta` (a DyGIE document's key
+    and sentence index) goes to every relation example.
     """
 
     tokens: list[str]

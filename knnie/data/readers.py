@@ -71,9 +71,9 @@ def read_relations(path: str | Path, *, negatives: bool = True) -> list[Relation
 
 def read_documents(path: str | Path, chars: bool = False) -> list[Document]:
     """The documents of a file: in a .json or .jsonl file DyGIE/PURE documents (one per sentence,
-    with its entities and relations) or {"text"[, "id", "doc_key"]} records; in any other file one document per
-    non-blank line of plain text. Text is split into words and punctuation (into characters with
-    `chars`, for a model trained on character-tokenised text)."""
+    with its entities and relations) or {"text"[, "id", "doc_key"]} records; in any other file
+    one document per non-blank line of plain text. Text is split into words and punctuation (into
+    characters with `chars`, for a model trained on character-tokenised text)."""
     path = Path(path)
     text = _read_some(path)
     if path.suffix not in (".json", ".jsonl"):

@@ -60,12 +60,17 @@ def bio_tags(spans: list[Span], n: int, source: str | None = None) -> list[str]:
     have no BIO tags and are refused."""
     tags = ["O"] * n
     for s in sorted(spans, key=lambda s: s.start):
-        problem = ("has no type" if not s.type else f"is out of range for {n} tokens" if not 0 <= s.start < s.end <= n
-                   else "overlaps another entity" if any(t != "O" for t in tags[s.start : s.end]) else None)
-        if problem:
-            raise DataError(f"entity [{s.start}, {s.end}) {problem}: BIO tags cannot hold it", path=source,
-                            field="entities")
-        tags[s.start : s.end] = [f"B-{s.type}"] + [f"I-{s.type}"] * (s.end - s.start - 1)
+        if not s.type:
+            problem = "has no type"
+        elif not 0 <= s.start < s.end <= n:
+            problem = f"is out of range for {n} tokens"
+        elif any(t != "O" for t in tags[s.start : s.end]):
+            problem = "overlaps another entity"
+        else:
+            tags[s.start : s.end] = [f"B-{s.type}"] + [f"I-{s.type}"] * (s.end - s.start - 1)
+            continue
+        raise DataError(f"entity [{s.start}, {s.end}) {problem}: BIO tags cannot hold it", path=source,
+                        field="entities")
     return tags
 
 

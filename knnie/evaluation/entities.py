@@ -1,8 +1,9 @@
 """Entity-level scores (CoNLL/seqeval micro-F1) of BIO tags.
 
-Entities are read from tags by one rule, used everywhere (tuning, prediction, evaluation):
-`knnie.data.tagged.bio_spans`, conlleval's and seqeval's (default mode) reading, so every tag
-sequence gives valid spans and the fast scorer below equals seqeval's micro-F1.
+Decoding rule, used everywhere (tuning, prediction, evaluation): the tag of each word is the
+argmax of its distribution, and the tags are read as entities by `knnie.data.tagged.bio_spans`
+(as conlleval and seqeval's default mode read them). So every tag sequence gives valid spans
+and the fast scorer below equals seqeval's micro-F1.
 """
 
 from __future__ import annotations

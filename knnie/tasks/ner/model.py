@@ -4,7 +4,7 @@ Each word is represented by the encoder's last hidden state at its first sub-tok
 linear layer gives p_model(tag). An attached memory holds one key per training word (that
 representation) with its gold tag as value: p_kNN(tag) ∝ Σ_i 1[tag = v_i]·exp(−d_i/T) over
 the k nearest keys, and p = λ·p_kNN + (1 − λ)·p_model. Tags are the argmax of p, read as
-entities by the conlleval repair rule (see `knnie.evaluation.entities`) — in tuning,
+entities by the conlleval repair rule (see `knnie.data.tagged.bio_spans`) — in tuning,
 evaluation and prediction alike.
 """
 
