@@ -212,7 +212,11 @@ def _parse(rec: Any, path: Path, where: int | str, label: str | None = None) -> 
             s = _object(_get(rec, name, path, where), "{start, end[, type]}", path, where, name)
             start, end = (_int(_get(s, k, path, where, f"{name}.{k}"), path, where, f"{name}.{k}")
                           for k in ("start", "end"))
+            if not 0 <= start < end <= len(text):  # checked here too, to name the file and line
+                raise DataError(f"span [{start}, {end}) out of range for a text of {len(text)} characters",
+                                path=path, line=where, field=name)
             spans.append((start, end, _str(s.get("type"), path, where, f"{name}.type")))
+        _no_overlap(spans[0][:2], spans[1][:2], path, where)
         ex = example_from_text(text, spans[0], spans[1], _str(rec.get("label"), path, where, "label"), src)
     else:
         raise DataError(
