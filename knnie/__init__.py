@@ -30,11 +30,12 @@ from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.memory import KnnParams, Memory
 from knnie.tasks.ner import EntityRecognizer, NERPrediction, train_ner
 from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, train
+from knnie.tasks.registry import load
 
 __all__ = [
     "NO_RELATION", "DataError", "Document", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError",
     "Memory", "NERPrediction", "Neighbour", "Relation", "RelationExample", "RelationExtractor", "RelationPrediction",
-    "Span", "TaggedSentence", "TrainConfig", "example_from_text", "read_documents", "read_relations", "read_sentences",
-    "read_tagged", "train", "train_ner",
+    "Span", "TaggedSentence", "TrainConfig", "example_from_text", "load", "read_documents", "read_relations",
+    "read_sentences", "read_tagged", "train", "train_ner",
 ]
 __version__ = "0.1.0"

@@ -1,10 +1,13 @@
-"""Each benchmark script runs end to end on a tiny slice (smoke only: no figures asserted).
+"""Each benchmark script runs end to end on a tiny slice: no figure is asserted, but every row must be
+a finite number over at least one run, and where a script also keeps per-seed results, its rows must be
+their mean.
 
 The benchmarks read ../shared/data; where it is absent these tests are skipped."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -20,12 +23,16 @@ def in_repo_root(monkeypatch) -> None:
     monkeypatch.chdir(ROOT)  # the scripts read ../shared/data relative to the repository root
 
 
-def check_results(path: Path) -> None:
+def check_results(path: Path) -> dict:
     report = json.loads(path.read_text())
     assert {"command", "machine", "encoder", "seeds", "rows"} <= set(report)
     assert report["rows"] and all({"dataset", "setting", "method", "metric", "mean", "std", "n"} <= set(r)
                                   for r in report["rows"])
-    assert path.with_suffix(".md").is_file()
+    for r in report["rows"]:
+        assert math.isfinite(r["mean"]) and r["std"] >= 0 and r["n"] >= 1, r
+    table = path.with_suffix(".md").read_text()
+    assert all(r["method"] in table for r in report["rows"])
+    return report
 
 
 def test_tuning_speed(tmp_path: Path) -> None:
@@ -42,7 +49,11 @@ def test_knn_re(tmp_path: Path) -> None:
 
     knn_re.main(["--dataset", "semeval", "--limit", "40", "--seeds", "0", "--epochs", "1", "--out-dir", str(tmp_path),
                  "--no-reuse"])
-    check_results(tmp_path / "knn_re_semeval.json")
+    report = check_results(tmp_path / "knn_re_semeval.json")
+    micro = {r["method"]: r["mean"] for r in report["rows"] if r["metric"].startswith("test micro-F1")}
+    per_seed = report["per_seed"][0]["test"]
+    assert micro[knn_re.METHODS["vanilla"]] == pytest.approx(100 * per_seed["vanilla"]["micro_f1"])
+    assert micro[knn_re.METHODS["knn_re"]] == pytest.approx(100 * per_seed["knn_re"]["micro_f1"])
 
 
 def test_knn_re_ds(tmp_path: Path) -> None:

@@ -62,16 +62,22 @@ def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train
                   f"at epoch {best['epoch']}", highlight=False)
 
 
-def build_memory(front: MemoryAugmentedModel, model_dir: Path, examples: list[Any], name: str, index: str, fp16: bool,
-                 batch_size: int, keys: str, tune_command: str) -> None:
-    """Build memory `name` of `examples` with a loaded model and save it in its directory;
-    `keys` says what a key is ("keys", "word keys"), `tune_command` what to run next."""
-    memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True)
+def build_memory(front: MemoryAugmentedModel, model_dir: Path, data: Path, examples: list[Any], name: str,
+                 index: str, fp16: bool, batch_size: int, keys: str, tune_command: str) -> None:
+    """Build memory `name` of `examples` (read from `data`, their source) with a loaded model and save it in
+    its directory; `keys` says what a key is ("keys", "word keys"), `tune_command` what to run next."""
+    memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True, source=data.name)
     front.attach_memory(name, memory)
     saved = front.save_memory(model_dir, name)
     console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({index}"
                   f"{', fp16' if fp16 else ''}) saved in {saved}; "
                   f"run `{tune_command}` to choose k, T and λ", highlight=False)
+
+
+def require_memory(front: MemoryAugmentedModel, model_dir: Path, build: str) -> None:
+    """Refuse to tune a model without memories, naming the command that builds one."""
+    if not front.memories:
+        raise KnnieError(f"{model_dir} has no memory: build one with `{build} {model_dir} --data ...` before tuning")
 
 
 def print_tune_table(report: dict[str, Any], metric: str, method: str) -> None:

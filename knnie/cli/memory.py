@@ -25,5 +25,5 @@ def build(
 ) -> None:
     """Keys = the model's relation vectors of DATA, values = their labels."""
     extractor = RelationExtractor.from_pretrained(model_dir, memories=False)
-    build_memory(extractor, model_dir, load_relations(data, name), name, index, fp16, batch_size,
+    build_memory(extractor, model_dir, data, load_relations(data, name), name, index, fp16, batch_size,
                  "keys", "knnie tune")

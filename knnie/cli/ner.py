@@ -8,7 +8,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnie.cli.common import METHODS, build_memory, command, console, out, print_tune_table, save_training
+from knnie.cli.common import (
+    METHODS,
+    build_memory,
+    command,
+    console,
+    out,
+    print_tune_table,
+    require_memory,
+    save_training,
+)
 from knnie.cli.options import (
     BatchSize,
     Epochs,
@@ -85,7 +94,7 @@ def memory_build(
 ) -> None:
     """Keys = the model's vector of every word of DATA, values = their tags."""
     recognizer = EntityRecognizer.from_pretrained(model_dir, memories=False)
-    build_memory(recognizer, model_dir, load_tagged(data, name), name, index, fp16, batch_size,
+    build_memory(recognizer, model_dir, data, load_tagged(data, name), name, index, fp16, batch_size,
                  "word keys", "knnie ner tune")
 
 
@@ -98,6 +107,7 @@ def tune_command(
 ) -> None:
     """Search each memory once (k_max = 256) and score the whole k/T/λ/kernel grid on dev entity F1."""
     recognizer = EntityRecognizer.from_pretrained(model_dir)
+    require_memory(recognizer, model_dir, "knnie ner memory build")
     report = recognizer.tune(load_tagged(dev, "dev"), batch_size, show_progress=True)
     recognizer.save_config(model_dir)
     print_tune_table(report, "entity micro-F1", "knn_ner")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from knnie.cli.common import command, load_relations, print_tune_table
+from knnie.cli.common import command, load_relations, print_tune_table, require_memory
 from knnie.cli.options import BatchSize, TunedModelDir
 from knnie.tasks.re import RelationExtractor
 
@@ -19,6 +19,7 @@ def tune_command(
 ) -> None:
     """Search each memory once (k_max = 256) and score the whole grid on dev micro-F1."""
     extractor = RelationExtractor.from_pretrained(model_dir)
+    require_memory(extractor, model_dir, "knnie memory build")
     report = extractor.tune(load_relations(dev, "dev"), batch_size, show_progress=True)
     extractor.save_config(model_dir)
     print_tune_table(report, "micro-F1", "knn_re")

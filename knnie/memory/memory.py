@@ -256,15 +256,13 @@ class Memory:
         return np.maximum(dist, 0.0), ids
 
     # -- compatibility --------------------------------------------------------------------
-    def check_compatible(self, fingerprint: str, name: str = "memory", command: str | None = None) -> None:
-        """Refuse a memory whose keys came from another representation (encoder + pooling); the
-        message names `command` (the task's memory build command) as the way to rebuild it.
+    def check_compatible(self, fingerprint: str, name: str = "memory") -> None:
+        """Refuse a memory whose keys came from another representation (encoder + pooling).
         Labels need not match: they are aligned by name when distributions are mixed."""
         if self.config.fingerprint != fingerprint:
-            how = f"with `{command}` using this model" if command else "with this model"
             raise IncompatibleArtefactError(
                 f"{name} was built by a representation with fingerprint {self.config.fingerprint}, but this model's "
-                f"is {fingerprint}: its keys live in another vector space. Rebuild it {how}."
+                f"is {fingerprint}: its keys live in another vector space. Rebuild it with this model."
             )
 
     # -- persistence ----------------------------------------------------------------------

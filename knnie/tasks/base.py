@@ -57,8 +57,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     config_class: ClassVar[type]  # the task's config dataclass, saved as knnie_config.json
     config_what: ClassVar[str]  # names the config in errors: "relation model", "NER model"
     label_word: ClassVar[str]  # what the classes are called in errors: "labels", "tags"
-    memory_command: ClassVar[str]  # the CLI command that builds this task's memories
     knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
+    task: ClassVar[str]  # saved in the config as `task`; `knnie.load` picks the class by it
     representation: ClassVar[str]  # how vectors are pooled; part of the fingerprint memories are checked against
 
     def __init__(self, model: nn.Module, config: C) -> None:
@@ -109,6 +109,9 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         task adds its own checks): each error names the file and the field."""
         if not isinstance(raw, dict):
             raise DataError("not a JSON object", path=path)
+        if raw.get("task") != cls.task:
+            raise DataError(f"task is {raw.get('task')!r}, not {cls.task!r}: this is not a {cls.config_what}; "
+                            "knnie.load(path) opens any knnie model", path=path, field="task")
         for table in ("knn", "knn_only"):
             chosen = raw.get(table, {})
             if not isinstance(chosen, dict):
@@ -218,7 +221,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         """Consult `memory` at prediction time (refused if another model built it; `name` must be a
         plain name, since it names the memory's directory)."""
         check_name(name)
-        memory.check_compatible(self.fingerprint, f"memory '{name}'", self.memory_command)
+        memory.check_compatible(self.fingerprint, f"memory '{name}'")
         self.memories[name] = memory
 
     def params(self, name: str, knn_only: bool = False) -> KnnParams:
@@ -297,7 +300,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         only); then how memories combine, where the task tunes that. Each memory is searched once
         (k_max = 256) and every grid point computed from that search."""
         if not self.memories:
-            raise KnnieError(f"no memory attached: build one with `{self.memory_command}` before tuning")
+            raise KnnieError("no memory attached: build one (build_memory) and attach it before tuning")
         if not dev:
             raise KnnieError("the dev set is empty: there is nothing to tune on")
         score = self._dev_score(dev)  # refuses a dev set it cannot score, before any setting changes

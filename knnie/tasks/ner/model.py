@@ -121,8 +121,8 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     config_class = NERConfig
     config_what = "NER model"
     label_word = "tags"
-    memory_command = "knnie ner memory build"
     knn_method = "knn_ner"
+    task = "ner"
     representation = "ner: encoder state at each word's first sub-token"
 
     @property
@@ -152,14 +152,6 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         config = NERConfig(tags=list(tags), encoder=str(encoder), encoder_kind=word_encoder.kind,
                            char_tokens=char_tokens, max_length=word_encoder.max_length, dropout=dropout)
         return cls(TaggerModel(word_encoder, len(tags), dropout), config)
-
-    @classmethod
-    def _check_config(cls, raw: Any, path: Path) -> None:
-        """The shared checks, and the task: an RE model's config is not read as a NER one."""
-        super()._check_config(raw, path)
-        if raw.get("task") != "ner":
-            raise DataError(f"task is '{raw.get('task')}', not 'ner': not an entity recognizer",
-                            path=path, field="task")
 
     @classmethod
     def _from_encoder(cls, path: Path, config: NERConfig) -> EntityRecognizer:

@@ -100,8 +100,8 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     config_class = REConfig
     config_what = "relation model"
     label_word = "labels"
-    memory_command = "knnie memory build"
     knn_method = "knn_re"
+    task = "relation-extraction"
     representation = "re: encoder states at the head and tail start markers"
 
     def __init__(self, model: RelationModel, tokenizer, config: REConfig) -> None:
