@@ -33,8 +33,7 @@ import numpy as np
 from common import RESULTS, add_runs_arguments, cached, command, log, machine, row, write_results
 from knn_re import DATA, DATASETS, WAN
 from knn_re import load as load_wiki80
-from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
-from knnie.data.readers import NO_RELATION
+from knnie import NO_RELATION, RelationExample, RelationExtractor, TrainConfig, read_relations, train
 from knnie.distant import DSSummary, Triple, build_ds, iter_documents
 from knnie.encoders import DEFAULT_ENCODER
 from knnie.evaluation.relations import relation_report

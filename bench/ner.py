@@ -39,8 +39,9 @@ import torch
 
 from common import add_runs_arguments, cached, command, log, machine, row, write_results
 from knnie import EntityRecognizer, TaggedSentence, TrainConfig, read_tagged, train_ner
+from knnie.data.tagged import bio_spans
 from knnie.encoders.loading import DEFAULT_ENCODER
-from knnie.evaluation.entities import bio_spans, entity_report, span_scores
+from knnie.evaluation.entities import entity_report, span_scores
 from knnie.tasks.ner import tag_set
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -66,13 +67,13 @@ def share(used: list, whole: list) -> str:
 
 
 def surfaces(sentences: list[TaggedSentence]) -> set[str]:
-    return {" ".join(s.tokens[a:b]) for s in sentences for a, b, _ in bio_spans(s.tags)}
+    return {" ".join(s.tokens[e.start : e.end]) for s in sentences for e in bio_spans(s.tags)}
 
 
 def unseen_f1(train: list[TaggedSentence], test: list[TaggedSentence], pred: list[list[str]]) -> float:
     """Entity F1 restricted to entities (gold or predicted) whose surface form is not in train."""
     seen = surfaces(train)
-    keep = lambda s, spans: {e for e in spans if " ".join(s.tokens[e[0] : e[1]]) not in seen}  # noqa: E731
+    keep = lambda s, spans: {e for e in spans if " ".join(s.tokens[e.start : e.end]) not in seen}  # noqa: E731
     gold = [keep(s, bio_spans(s.tags)) for s in test]
     predicted = [keep(s, bio_spans(p)) for s, p in zip(test, pred)]
     return span_scores(gold, predicted)["f1"]

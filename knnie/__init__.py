@@ -7,16 +7,21 @@
 
     from knnie import EntityRecognizer
     ner = EntityRecognizer.from_pretrained("ner_model_dir")
-    for e in ner.predict(["Ada Lovelace was born in London."], neighbours=3)[0].entities:
-        print(e.type, e.text, e.char_start, e.char_end, e.score)
+    [p] = ner.predict(["Ada Lovelace was born in London."], neighbours=3)
+    for e in p.entities:
+        print(e.type, p.text[e.char_start : e.char_end], e.score, [n.label for n in e.neighbours])
 """
 
 from knnie.data import (
     NO_RELATION,
+    Document,
+    Neighbour,
+    Relation,
     RelationExample,
     Span,
     TaggedSentence,
     example_from_text,
+    read_documents,
     read_relations,
     read_sentences,
     read_tagged,
@@ -28,8 +33,9 @@ from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, t
 from knnie.tasks.registry import load
 
 __all__ = [
-    "NO_RELATION", "DataError", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError", "Memory",
-    "NERPrediction", "RelationExample", "RelationExtractor", "RelationPrediction", "Span", "TaggedSentence",
-    "TrainConfig", "example_from_text", "load", "read_relations", "read_sentences", "read_tagged", "train", "train_ner",
+    "NO_RELATION", "DataError", "Document", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError",
+    "Memory", "NERPrediction", "Neighbour", "Relation", "RelationExample", "RelationExtractor", "RelationPrediction",
+    "Span", "TaggedSentence", "TrainConfig", "example_from_text", "load", "read_documents", "read_relations",
+    "read_sentences", "read_tagged", "train", "train_ner",
 ]
 __version__ = "0.1.0"

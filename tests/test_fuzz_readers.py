@@ -13,7 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from knnie import KnnieError, RelationExample, TaggedSentence, read_relations, read_sentences, read_tagged
+from knnie import (
+    Document,
+    KnnieError,
+    RelationExample,
+    TaggedSentence,
+    read_documents,
+    read_relations,
+    read_sentences,
+    read_tagged,
+)
 from knnie.distant import read_aliases, read_triples
 
 TOKENS = ["Marie", "Curie", "was", "born", "in", "Warsaw", ",", "Poland", "."]
@@ -109,7 +118,7 @@ def mutated_json(draw: st.DrawFn, seed: str) -> bytes:
 def _read_everything(path: Path) -> None:
     """Every reader on the file: each reads it or raises a KnnieError; offsets it keeps are exact."""
     readers: list[Callable[[Path], Any]] = [read_relations, read_tagged, read_sentences, read_triples, read_aliases,
-                                            lambda p: read_sentences(p, chars=True)]
+                                            lambda p: read_sentences(p, chars=True), read_documents]
     for read in readers:
         try:
             items = read(path)
@@ -129,6 +138,13 @@ def _assert_consistent(item: Any) -> None:
     if isinstance(item, TaggedSentence):
         assert item.tokens and all(isinstance(t, str) for t in item.tokens)
         assert item.tags is None or len(item.tags) == len(item.tokens)
+    if isinstance(item, Document):
+        assert all(isinstance(t, str) for t in item.tokens)
+        for span in item.entities:
+            assert 0 <= span.start < span.end <= len(item.tokens) and isinstance(span.type, str | None)
+        assert all(r.head in item.entities and r.tail in item.entities for r in item.relations or ())
+        for example in item.relation_examples():
+            _assert_consistent(example)
     if getattr(item, "char_offsets", None) is not None:
         assert [item.text[a:b] for a, b in item.char_offsets] == item.tokens
 

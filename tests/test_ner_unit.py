@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from seqeval.metrics import classification_report, f1_score
 
-from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
+from knnie.data.schema import Span
+from knnie.data.tagged import bio_spans, bio_tags, read_sentences, read_tagged, sentence_from_text
 from knnie.encoders.representer import WordRepresenter
 from knnie.encoders.words import CharBiLSTMEncoder
 from knnie.errors import DataError, IncompatibleArtefactError
-from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
+from knnie.evaluation.entities import TagTable, entity_f1_ids, entity_report
 from knnie.memory import KnnParams, Memory
 from knnie.tasks.ner import EntityRecognizer, NERConfig, tag_set
 from knnie.tasks.task_model import TaskModel
@@ -90,14 +91,14 @@ def test_unknown_tag_at_evaluation(tmp_path: Path) -> None:
 
 # -- decoding and scoring --------------------------------------------------------------------
 @pytest.mark.parametrize(("tags", "spans"), [
-    (["B-PER", "I-PER", "O", "B-LOC"], [(0, 2, "PER"), (3, 4, "LOC")]),
-    (["I-PER", "I-PER", "O"], [(0, 2, "PER")]),                      # I- at the start begins an entity
-    (["O", "I-LOC", "B-LOC", "I-LOC"], [(1, 2, "LOC"), (2, 4, "LOC")]),  # I- after O; B- always begins
-    (["B-PER", "I-LOC", "I-LOC"], [(0, 1, "PER"), (1, 3, "LOC")]),   # I- of another type begins its own
-    (["B-PER", "B-PER"], [(0, 1, "PER"), (1, 2, "PER")]),
+    (["B-PER", "I-PER", "O", "B-LOC"], [Span(0, 2, "PER"), Span(3, 4, "LOC")]),
+    (["I-PER", "I-PER", "O"], [Span(0, 2, "PER")]),                      # I- at the start begins an entity
+    (["O", "I-LOC", "B-LOC", "I-LOC"], [Span(1, 2, "LOC"), Span(2, 4, "LOC")]),  # I- after O; B- always begins
+    (["B-PER", "I-LOC", "I-LOC"], [Span(0, 1, "PER"), Span(1, 3, "LOC")]),   # I- of another type begins its own
+    (["B-PER", "B-PER"], [Span(0, 1, "PER"), Span(1, 2, "PER")]),
     (["O", "O"], []),
 ])
-def test_bio_repair(tags: list[str], spans: list) -> None:
+def test_bio_repair(tags: list[str], spans: list[Span]) -> None:
     assert bio_spans(tags) == spans
     n = len(tags)
     gold = np.array([TAGS.index(t) for t in tags])
@@ -105,9 +106,8 @@ def test_bio_repair(tags: list[str], spans: list) -> None:
     first[0] = True
     # the fast scorer reads sequences by the same rule: a sequence scores 1 against itself
     # and against its canonical BIO rewrite
-    canon = ["O"] * n
-    for s, e, t in spans:
-        canon[s:e] = [f"B-{t}"] + [f"I-{t}"] * (e - s - 1)
+    canon = bio_tags(spans, n)
+    assert bio_spans(canon) == spans
     pred = np.array([[TAGS.index(t) for t in canon]])
     expected = 1.0 if spans else 0.0
     assert entity_f1_ids(pred, gold, first, TagTable(TAGS))[0] == expected

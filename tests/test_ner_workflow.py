@@ -70,7 +70,8 @@ def test_cli_workflow_beats_all_o(model: Path, tmp_path: Path) -> None:
         assert rows[0]["text"][e["char_start"] : e["char_end"]] == e["text"]
         assert " ".join(rows[0]["tokens"][e["start"] : e["end"]]) == e["text"]
         assert 0 < e["score"] <= 1 and len(e["neighbours"]) == 2
-        assert {"text", "word", "tag"} <= set(e["neighbours"][0]["record"])
+        for n in e["neighbours"]:  # the training words behind it: their sentence, index and tag
+            assert set(n) == {"text", "word", "label", "distance", "memory"} and n["label"] in config["tags"], n
 
 
 def test_save_load_same_spans(model: Path, tmp_path: Path) -> None:

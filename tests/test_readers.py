@@ -7,8 +7,8 @@ import json
 import pytest
 
 from knnie import NO_RELATION, DataError, Span, read_relations
-from knnie.data.readers import tokenize_with_offsets
 from knnie.data.tagged import read_sentences, read_tagged, sentence_from_text
+from knnie.data.tokenize import tokenize_with_offsets
 from knnie.distant import read_aliases, read_triples
 from tests.helpers import write_lines
 

@@ -166,9 +166,10 @@ def predict_command(
     for p in predictions[:show]:
         out.print(f"\n[bold]{escape(p.text)}[/]", highlight=False)
         for e in p.entities:
-            out.print(f"  [green]{escape(e.type)}[/] {escape(repr(e.text))} chars [{e.char_start}, {e.char_end}) "
+            mention = p.text[e.char_start : e.char_end]
+            out.print(f"  [green]{escape(e.type)}[/] {escape(repr(mention))} chars [{e.char_start}, {e.char_end}) "
                       f"p = {e.score:.3f}", highlight=False)
             for n in e.neighbours:
-                out.print(f"      d = {n.distance:8.2f}  {n.tag:<8} {n.record['text'][:90]}", highlight=False,
+                out.print(f"      d = {n.distance:8.2f}  {n.label:<8} {n.record['text'][:90]}", highlight=False,
                           markup=False)
     console.print(f"{len(rows)} sentences written to {output}", highlight=False)

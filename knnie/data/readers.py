@@ -11,6 +11,9 @@ Formats are recognised per record, so a user never names them:
 * plain JSONL: ``{"text", "head": {"start", "end"[, "type"]}, "tail": ..., ["label"]}``
   with character offsets, end exclusive.
 
+DyGIE documents are read as `Document`s (one per sentence) whose entity pairs give the examples;
+`read_documents` returns those documents themselves, or documents of plain text.
+
 Every value is type-checked: offsets are integers (``true`` is not), labels and entity types
 strings (or absent), tokens lists of strings; anything else is a `DataError` naming the file,
 the line or record, and the field. Character offsets must not fall inside a character (a letter
@@ -19,59 +22,16 @@ and its accents, a ZWJ emoji sequence, a flag).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import regex
-
+from knnie.data.document import Document, Relation
 from knnie.data.files import numbered_lines, parse_json, read_text
 from knnie.data.schema import RelationExample, Span
+from knnie.data.tokenize import check_whole_characters, tokenize_with_offsets
 from knnie.errors import DataError
-
-NO_RELATION = "no_relation"
-# a word is a run of grapheme clusters (a letter with its combining marks, a Devanagari syllable)
-# that start with a word character; any other visible cluster (a ZWJ emoji sequence, a flag, a
-# punctuation mark, a combining mark after a space) is a token of its own
-_TOKEN = regex.compile(r"(?:(?=\w)\X)+|(?=[^\w\s])\X|(?=\s)\X(?<!\s)")
-_CHARACTER = regex.compile(r"\X")
-
-
-def tokenize_with_offsets(text: str, cuts: tuple[int, ...] = ()) -> tuple[list[str], list[tuple[int, int]]]:
-    """Split text into word/punctuation tokens with character offsets; no token splits a character
-    (a grapheme cluster).
-
-    `cuts` are character positions that must fall on token boundaries (entity edges),
-    so that every entity span maps to whole tokens; they must not fall inside a character
-    (`check_whole_characters`).
-    """
-    bounds = sorted({0, len(text), *cuts})
-    tokens, offsets = [], []
-    for a, b in itertools.pairwise(bounds):
-        for m in _TOKEN.finditer(text, a, b):
-            tokens.append(m.group())
-            offsets.append((m.start(), m.end()))
-    return tokens, offsets
-
-
-def characters_with_offsets(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Every visible character (grapheme cluster) with its offsets: the tokens of character-tokenised
-    languages such as Chinese."""
-    offsets = [m.span() for m in _CHARACTER.finditer(text) if not m.group().isspace()]
-    return [text[a:b] for a, b in offsets], offsets
-
-
-def check_whole_characters(text: str, spans: dict[str, tuple[int, int]], source: str | None = None) -> None:
-    """Refuse a span whose edge falls inside a character (between a letter and its accent, inside a
-    ZWJ emoji sequence or a flag): no token sequence covers it exactly."""
-    edges = {m.start() for m in _CHARACTER.finditer(text)}
-    for name, (start, end) in spans.items():
-        for pos, edge in ((start, "starts"), (end, "ends")):
-            if 0 < pos < len(text) and pos not in edges:
-                raise DataError(f"span [{start}, {end}) {edge} inside a character (at {pos})", path=source,
-                                field=name)
 
 
 def example_from_text(
@@ -106,16 +66,43 @@ def read_relations(path: str | Path, *, negatives: bool = True) -> list[Relation
     ``NO_RELATION`` examples (PURE's setting) or are left out.
     """
     path = Path(path)
-    return list(_iter_records(path, read_text(path), negatives))
+    return list(_iter_records(path, _read_some(path), negatives))
+
+
+def read_documents(path: str | Path, chars: bool = False) -> list[Document]:
+    """The documents of a file: in a .json or .jsonl file DyGIE/PURE documents (one per sentence,
+    with its entities and relations) or {"text"[, "id", "doc_key"]} records; in any other file
+    one document per non-blank line of plain text. Text is split into words and punctuation (into
+    characters with `chars`, for a model trained on character-tokenised text)."""
+    path = Path(path)
+    text = _read_some(path)
+    if path.suffix not in (".json", ".jsonl"):
+        return [Document.from_text(line, chars, f"{path}:{n}") for n, line in numbered_lines(text) if line.strip()]
+    documents = []
+    for where, rec in _json_records(path, text, _whole_json(text, path)):
+        if isinstance(rec, dict) and "sentences" in rec:
+            documents += _dygie(rec, path, where)
+        elif isinstance(rec, dict) and "text" in rec and not rec.keys() & {"head", "tail", "subj_start", "obj_start"}:
+            document = Document.from_text(_str(rec["text"], path, where, "text", optional=False), chars,
+                                          f"{path}:{where}")
+            document.meta = {k: rec[k] for k in ("id", "doc_key") if k in rec}
+            documents.append(document)
+        else:
+            raise DataError("expected a DyGIE document {sentences, ner[, relations]} or a {text} record (relation "
+                            "examples are read by read_relations)", path=path, line=where)
+    return documents
+
+
+def _read_some(path: Path) -> str:
+    """The text of a file that holds something."""
+    text = read_text(path)
+    if not text.strip():
+        raise DataError("file is empty", path=path)
+    return text
 
 
 def _iter_records(path: Path, text: str, negatives: bool) -> Iterator[RelationExample]:
-    if not text.strip():
-        raise DataError("file is empty", path=path)
-    try:
-        whole = parse_json(text, path)
-    except DataError:
-        whole = None
+    whole = _whole_json(text, path)
     fewrel = isinstance(whole, dict) and whole and "sentences" not in whole  # one DyGIE doc is not FewRel
     if fewrel and all(isinstance(v, list) for v in whole.values()):
         for label, instances in whole.items():  # FewRel
@@ -124,18 +111,33 @@ def _iter_records(path: Path, text: str, negatives: bool) -> Iterator[RelationEx
                 _validate(ex, path, f"{label}[{i}]")
                 yield ex
         return
+    for where, rec in _json_records(path, text, whole):
+        yield from _checked(_parse_any(rec, path, where, negatives), path, where)
+
+
+def _json_records(path: Path, text: str, whole: Any) -> Iterator[tuple[int | str, Any]]:
+    """(where, record) of a JSON file: the items of a top-level list ("record i"), or one JSON value
+    per non-blank line (its line number). `whole` is the file parsed as one value, or None."""
     if isinstance(whole, list):
-        for i, rec in enumerate(whole):
-            yield from _checked(_parse_any(rec, path, f"record {i}", negatives), path, f"record {i}")
+        yield from ((f"record {i}", rec) for i, rec in enumerate(whole))
         return
     for lineno, line in numbered_lines(text):
         if line.strip():
-            yield from _checked(_parse_any(parse_json(line, path, lineno), path, lineno, negatives), path, lineno)
+            yield lineno, parse_json(line, path, lineno)
+
+
+def _whole_json(text: str, path: Path) -> Any:
+    """The file parsed as one JSON value, or None when it is not one (JSON lines)."""
+    try:
+        return parse_json(text, path)
+    except DataError:
+        return None
 
 
 def _parse_any(rec: Any, path: Path, where: int | str, negatives: bool) -> Iterator[RelationExample]:
     if isinstance(rec, dict) and "sentences" in rec:
-        yield from _dygie(rec, path, where, negatives)
+        for document in _dygie(rec, path, where):
+            yield from document.relation_examples(negatives)
     else:
         yield _parse(rec, path, where)
 
@@ -210,7 +212,11 @@ def _parse(rec: Any, path: Path, where: int | str, label: str | None = None) -> 
             s = _object(_get(rec, name, path, where), "{start, end[, type]}", path, where, name)
             start, end = (_int(_get(s, k, path, where, f"{name}.{k}"), path, where, f"{name}.{k}")
                           for k in ("start", "end"))
+            if not 0 <= start < end <= len(text):  # checked here too, to name the file and line
+                raise DataError(f"span [{start}, {end}) out of range for a text of {len(text)} characters",
+                                path=path, line=where, field=name)
             spans.append((start, end, _str(s.get("type"), path, where, f"{name}.type")))
+        _no_overlap(spans[0][:2], spans[1][:2], path, where)
         ex = example_from_text(text, spans[0], spans[1], _str(rec.get("label"), path, where, "label"), src)
     else:
         raise DataError(
@@ -257,7 +263,8 @@ def _tacred(rec: dict, path: Path, where: int | str, src: str) -> RelationExampl
     return RelationExample(tokens, Span(s0, s1 + 1, st), Span(o0, o1 + 1, ot), label, source=src)
 
 
-def _dygie(doc: dict, path: Path, where: int | str, negatives: bool) -> Iterator[RelationExample]:
+def _dygie(doc: dict, path: Path, where: int | str) -> Iterator[Document]:
+    """One document per sentence of a DyGIE document, with its entities and relations."""
     sentences = _get(doc, "sentences", path, where)
     _need(isinstance(sentences, list), "a list of sentences", sentences, path, where, "sentences")
     sentences = [_tokens(s, path, where, f"sentences[{i}]") for i, s in enumerate(sentences)]
@@ -270,28 +277,22 @@ def _dygie(doc: dict, path: Path, where: int | str, negatives: bool) -> Iterator
         for j, item in enumerate(ners[si]):
             (s, e), typ = _dygie_span(item, 3, bounds, path, where, f"ner[{si}][{j}]")
             ents.append(Span(s, e, _str(typ, path, where, f"ner[{si}][{j}]")))
-        gold = {}
+        relations = []
         for j, item in enumerate(rels[si]):
             field = f"relations[{si}][{j}]"
             (hs, he, ts, te), relation = _dygie_span(item, 5, bounds, path, where, field)
+            args = []
             for s, e in ((hs, he), (ts, te)):
-                if not any((x.start, x.end) == (s, e) for x in ents):
+                entity = next((x for x in ents if (x.start, x.end) == (s, e)), None)
+                if entity is None:
                     raise DataError(f"argument [{s + offset}, {e + offset - 1}] is not an entity of sentence {si}",
                                     path=path, line=where, field=field)
+                args.append(entity)
             if hs < te and ts < he:
                 raise DataError("head and tail overlap", path=path, line=where, field=field)
-            gold[(hs, he, ts, te)] = _str(relation, path, where, field, optional=False)
-        for h in ents:
-            for t in ents:
-                if h == t or h.overlaps(t):
-                    continue
-                label = gold.get((h.start, h.end, t.start, t.end))
-                if label is None and not negatives:
-                    continue
-                yield RelationExample(
-                    tokens, h, t, label or NO_RELATION, source=f"{path}:{where}",
-                    meta={"doc_key": doc.get("doc_key"), "sentence": si},
-                )
+            relations.append(Relation(*args, _str(relation, path, where, field, optional=False)))
+        yield Document(tokens, entities=ents, relations=relations, source=f"{path}:{where}",
+                       meta={"doc_key": doc.get("doc_key"), "sentence": si})
         offset += len(tokens)
 
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+NO_RELATION = "no_relation"  # the label of an entity pair that no relation links
 
 
 @dataclass(frozen=True)
 class Span:
-    """A token span [start, end) with an optional entity type."""
+    """A token span [start, end) with an optional entity type: a gold entity, the head or tail of a
+    relation, a predicted entity. A span found in text may carry its character offsets
+    [char_start, char_end), a predicted one its score (the mean probability of its words' tags) and
+    the memory entries behind it (those of its first word). Two spans are equal when their tokens
+    and type are: the rest describes a span, it does not make it another one."""
 
     start: int
     end: int
     type: str | None = None
+    char_start: int | None = field(default=None, compare=False)
+    char_end: int | None = field(default=None, compare=False)
+    score: float | None = field(default=None, compare=False)
+    neighbours: tuple[Neighbour, ...] = field(default=(), compare=False, repr=False)
 
     def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
@@ -43,9 +53,7 @@ class RelationExample:
     def located(self) -> tuple[str, list[tuple[int, int]]]:
         """The text and each token's character offsets in it: the original ones when the
         example came as text, else the tokens joined by spaces."""
-        if self.text is not None and self.char_offsets is not None:
-            return self.text, self.char_offsets
-        return " ".join(self.tokens), joined_offsets(self.tokens)
+        return located(self.tokens, self.text, self.char_offsets)
 
     def mention(self, span: Span) -> str:
         """The span as it reads in the text (not its tokens re-joined)."""
@@ -66,8 +74,8 @@ class RelationExample:
         text and its token offsets when the example came as text."""
         d = {
             "tokens": self.tokens,
-            "head": asdict(self.head),
-            "tail": asdict(self.tail),
+            "head": {"start": self.head.start, "end": self.head.end, "type": self.head.type},
+            "tail": {"start": self.tail.start, "end": self.tail.end, "type": self.tail.type},
             "label": self.label,
         }
         if self.text is not None:
@@ -87,6 +95,34 @@ class RelationExample:
             offsets = _find_tokens(tokens, text) if text is not None else None
         return cls(tokens=tokens, head=Span(**d["head"]), tail=Span(**d["tail"]), label=d.get("label"),
                    text=text if offsets is not None else None, char_offsets=offsets)
+
+
+@dataclass
+class Neighbour:
+    """A memory entry consulted for a prediction: the memory's name, the entry's label, its distance
+    to the query, and its record (a relation example's `RelationExample.to_dict`, or a training
+    word's {"text": its sentence, "word": its index, "tag"})."""
+
+    memory: str
+    label: str
+    distance: float
+    record: dict[str, Any]
+
+    def to_row(self) -> dict[str, Any]:
+        """The entry as users read it: the example behind it (a relation example's original text and
+        mentions, a word's sentence and index), its label, distance and memory."""
+        r = self.record
+        held = RelationExample.from_dict(r).to_row() if "tokens" in r else {k: r[k] for k in ("text", "word") if k in r}
+        return {**held, "label": self.label, "distance": self.distance, "memory": self.memory}
+
+
+def located(tokens: list[str], text: str | None, char_offsets: list[tuple[int, int]] | None
+            ) -> tuple[str, list[tuple[int, int]]]:
+    """A text and each token's character offsets in it: the original ones when there are, else
+    the tokens joined by spaces."""
+    if text is not None and char_offsets is not None:
+        return text, char_offsets
+    return " ".join(tokens), joined_offsets(tokens)
 
 
 def joined_offsets(tokens: list[str], sep: int = 1) -> list[tuple[int, int]]:

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 
 from knnie.data.files import numbered_lines, parse_json, read_text
-from knnie.data.readers import characters_with_offsets, tokenize_with_offsets
-from knnie.data.schema import TaggedSentence
+from knnie.data.schema import Span, TaggedSentence
+from knnie.data.tokenize import split_text
 from knnie.errors import DataError
 
 _TAG = re.compile(r"^(O|[BIES]-.+)$")
@@ -32,6 +32,46 @@ def bio_tag(tag: str, path: str | Path | None, line: int | None) -> str:
         raise DataError(f"tag '{tag}' is neither O nor B-/I-/E-/S- followed by a type", path=path, line=line,
                         field="tag")
     return tag if tag == "O" else f"{_TO_BIO[tag[0]]}-{tag[2:]}"
+
+
+def entity_type(tag: str) -> str | None:
+    """X of B-X or I-X; None for O."""
+    return None if tag == "O" else tag[2:]
+
+
+def bio_spans(tags: list[str]) -> list[Span]:
+    """The entities of one sentence's BIO tags, read as conlleval and seqeval (default mode) read
+    them: an I-X that starts a sentence or follows O or a tag of another type starts a new X entity;
+    B-X always starts one; I-X after B-X/I-X continues it. So every tag sequence gives valid spans."""
+    spans: list[Span] = []
+    start, current = 0, None
+    for i, tag in enumerate([*tags, "O"]):
+        typ = entity_type(tag)
+        if current is not None and (typ != current or tag.startswith("B-")):
+            spans.append(Span(start, i, current))
+            current = None
+        if typ is not None and current is None:
+            start, current = i, typ
+    return spans
+
+
+def bio_tags(spans: list[Span], n: int, source: str | None = None) -> list[str]:
+    """The BIO tags of n tokens holding these entity spans; spans that overlap or have no type
+    have no BIO tags and are refused."""
+    tags = ["O"] * n
+    for s in sorted(spans, key=lambda s: s.start):
+        if not s.type:
+            problem = "has no type"
+        elif not 0 <= s.start < s.end <= n:
+            problem = f"is out of range for {n} tokens"
+        elif any(t != "O" for t in tags[s.start : s.end]):
+            problem = "overlaps another entity"
+        else:
+            tags[s.start : s.end] = [f"B-{s.type}"] + [f"I-{s.type}"] * (s.end - s.start - 1)
+            continue
+        raise DataError(f"entity [{s.start}, {s.end}) {problem}: BIO tags cannot hold it", path=source,
+                        field="entities")
+    return tags
 
 
 def read_tagged(path: str | Path) -> list[TaggedSentence]:
@@ -104,7 +144,7 @@ def sentence_from_text(text: str, chars: bool = False, source: str | None = None
     """Tokenise raw text into words and punctuation (or into characters, for models trained
     on character-tokenised languages), keeping character offsets; a character is a grapheme
     cluster, so an accent or a ZWJ emoji sequence stays whole."""
-    tokens, offsets = characters_with_offsets(text) if chars else tokenize_with_offsets(text)
+    tokens, offsets = split_text(text, chars)
     if not tokens:
         raise DataError("empty sentence", path=source, line=line, field="text")
     return TaggedSentence(tokens, None, text, offsets, source, [line] * len(tokens) if line else None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knnie.data.files import NotUTF8Error, numbered_lines, parse_json, read_text
-from knnie.data.readers import tokenize_with_offsets
+from knnie.data.tokenize import tokenize_with_offsets
 from knnie.errors import DataError, KnnieError
 from knnie.io import atomic_path
 

@@ -1,10 +1,9 @@
-"""Entity spans from BIO tags, and entity-level scores (CoNLL/seqeval micro-F1).
+"""Entity-level scores (CoNLL/seqeval micro-F1) of BIO tags.
 
-Decoding rule, used everywhere (tuning, prediction, evaluation): the tag of each word is
-the argmax of its distribution, and the BIO sequence is read as conlleval and seqeval
-(default mode) read it — an I-X that starts a sentence or follows O or a tag of another
-type starts a new X entity; B-X always starts one; I-X after B-X/I-X continues it. So every
-tag sequence gives valid spans and the fast scorer below equals seqeval's micro-F1.
+Decoding rule, used everywhere (tuning, prediction, evaluation): the tag of each word is the
+argmax of its distribution, and the tags are read as entities by `knnie.data.tagged.bio_spans`
+(as conlleval and seqeval's default mode read them). So every tag sequence gives valid spans
+and the fast scorer below equals seqeval's micro-F1.
 """
 
 from __future__ import annotations
@@ -13,25 +12,8 @@ from collections import Counter
 
 import numpy as np
 
-Entity = tuple[int, int, str]  # token start, end (exclusive), type
-
-
-def entity_type(tag: str) -> str | None:
-    return None if tag == "O" else tag[2:]
-
-
-def bio_spans(tags: list[str]) -> list[Entity]:
-    """The entities of one sentence's BIO tags, with the repair rule above."""
-    spans: list[Entity] = []
-    start, current = 0, None
-    for i, tag in enumerate([*tags, "O"]):
-        typ = entity_type(tag)
-        if current is not None and (typ != current or tag.startswith("B-")):
-            spans.append((start, i, current))
-            current = None
-        if typ is not None and current is None:
-            start, current = i, typ
-    return spans
+from knnie.data.schema import Span
+from knnie.data.tagged import bio_spans, entity_type
 
 
 class TagTable:
@@ -86,13 +68,13 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def span_scores(gold: list[set[Entity]], pred: list[set[Entity]]) -> dict:
+def span_scores(gold: list[set[Span]], pred: list[set[Span]]) -> dict:
     """Micro P/R/F1 and per-type P/R/F1 (with support) from entity sets per sentence."""
     tp, n_pred, n_gold = Counter(), Counter(), Counter()
     for g, p in zip(gold, pred):
-        n_gold.update(e[2] for e in g)
-        n_pred.update(e[2] for e in p)
-        tp.update(e[2] for e in g & p)
+        n_gold.update(e.type for e in g)
+        n_pred.update(e.type for e in p)
+        tp.update(e.type for e in g & p)
     report = _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
     report["per_type"] = {t: {**_prf(tp[t], n_pred[t], n_gold[t]), "support": n_gold[t]}
                           for t in sorted(set(n_gold) | set(n_pred))}

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import numpy as np
 import torch
 
+from knnie.data.schema import Neighbour
 from knnie.encoders.device import resolve_device
 from knnie.encoders.representer import Representer
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
@@ -63,7 +64,6 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     label_word: ClassVar[str]  # what the classes are called in errors: "labels", "tags"
     knn_method: ClassVar[str]  # the name of the interpolated method in `distributions`
     task: ClassVar[str]  # saved in the config as `task`; `knnie.load` picks the class by it
-    neighbour_type: ClassVar[type]  # a consulted memory entry: built as (memory, class, distance, record)
 
     def __init__(self, model: TaskModel, config: C) -> None:
         self.model, self.config = model, config
@@ -331,10 +331,10 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         searches = self.search(vectors)
         return self.distributions(p_model, searches), searches
 
-    def _neighbours(self, searches: Searches, row: int, n: int) -> list[Any]:
+    def _neighbours(self, searches: Searches, row: int, n: int) -> list[Neighbour]:
         """The n nearest memory entries of query `row`, over all memories, nearest first."""
-        found = [self.neighbour_type(name, self.memories[name].labels[int(self.memories[name].values[j])], float(d),
-                                     self.memories[name].records[j])
+        found = [Neighbour(name, self.memories[name].labels[int(self.memories[name].values[j])], float(d),
+                           self.memories[name].records[j])
                  for name, (dist, ids) in searches.items() for d, j in zip(dist[row, :n], ids[row, :n])]
         return sorted(found, key=lambda nb: nb.distance)[:n]
 

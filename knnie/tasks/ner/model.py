@@ -5,27 +5,28 @@ Each word is represented by the encoder's last hidden state at its first sub-tok
 training word (that representation) with its gold tag as value: p_kNN(tag) ∝ Σ_i 1[tag = v_i]·
 exp(−d_i/T) over the k nearest keys, and p = λ·p_kNN + (1 − λ)·p_model (p_kNN alone for a
 headless recognizer). Tags are the argmax of p, read as entities by the conlleval repair rule
-(see `knnie.evaluation.entities`) — in tuning, evaluation and prediction alike.
+(see `knnie.data.tagged.bio_spans`) — in tuning, evaluation and prediction alike.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from knnie.data.schema import TaggedSentence, joined_offsets
-from knnie.data.tagged import sentence_from_text
+from knnie.data.document import Document
+from knnie.data.schema import Span, TaggedSentence, joined_offsets
+from knnie.data.tagged import bio_spans, sentence_from_text
 from knnie.encoders.device import resolve_device
 from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.encoders.representer import Batch, Window, WordRepresenter
 from knnie.encoders.words import CHAR_BILSTM, CharBiLSTMEncoder, HFWordEncoder, WordEncoder, load_word_encoder
 from knnie.errors import DataError, KnnieError
-from knnie.evaluation.entities import TagTable, bio_spans, entity_f1_ids, entity_report
+from knnie.evaluation.entities import TagTable, entity_f1_ids, entity_report
 from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.tasks.base import MemoryAugmentedModel, check_count
@@ -63,39 +64,22 @@ def tag_set(sentences: list[TaggedSentence]) -> list[str]:
 
 
 @dataclass
-class Neighbour:
-    """A training word consulted for a decision."""
-
-    memory: str
-    tag: str
-    distance: float
-    record: dict[str, Any]  # {"text": its sentence, "word": its index, "tag"}
-
-
-@dataclass
-class Entity:
-    text: str
-    type: str
-    start: int  # tokens, end exclusive
-    end: int
-    char_start: int
-    char_end: int
-    score: float  # mean probability of the chosen tags over the entity's words
-    neighbours: list[Neighbour]  # behind the decision on its first word
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class NERPrediction:
+    """The tags of one text's words and the entities they give: spans with character offsets into
+    `text`, scores and neighbours."""
+
     text: str
     tokens: list[str]
     tags: list[str]
-    entities: list[Entity]
+    entities: list[Span]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What `knnie ner predict` writes: {text, tokens, tags, entities: [{text, type, start, end,
+        char_start, char_end, score, neighbours}]}, neighbours as `Neighbour.to_row` gives them."""
+        return {"text": self.text, "tokens": self.tokens, "tags": self.tags, "entities": [
+            {"text": self.text[e.char_start : e.char_end], "type": e.type, "start": e.start, "end": e.end,
+             "char_start": e.char_start, "char_end": e.char_end, "score": e.score,
+             "neighbours": [n.to_row() for n in e.neighbours]} for e in self.entities]}
 
 
 class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
@@ -115,7 +99,6 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
     label_word = "tags"
     knn_method = "knn_ner"
     task = "ner"
-    neighbour_type = Neighbour
 
     @property
     def labels(self) -> list[str]:
@@ -245,15 +228,24 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
             offsets = s.char_offsets or joined_offsets(s.tokens)
             text = s.text if s.text is not None else " ".join(s.tokens)
             entities = []
-            for start, end, typ in bio_spans(tags):
-                rows = np.arange(at + start, at + end)
-                entities.append(Entity(
-                    text[offsets[start][0] : offsets[end - 1][1]], typ, start, end, offsets[start][0],
-                    offsets[end - 1][1], float(p[rows, best[rows]].mean()),
-                    self._neighbours(searches, at + start, neighbours)))
+            for e in bio_spans(tags):
+                rows = np.arange(at + e.start, at + e.end)
+                entities.append(replace(e, char_start=offsets[e.start][0], char_end=offsets[e.end - 1][1],
+                                        score=float(p[rows, best[rows]].mean()),
+                                        neighbours=tuple(self._neighbours(searches, at + e.start, neighbours))))
             results.append(NERPrediction(text, list(s.tokens), tags, entities))
             at += len(s.tokens)
         return results
+
+    def predict_documents(self, documents: list[Document], neighbours: int = 0, batch_size: int = 64,
+                          show_progress: bool = False) -> None:
+        """Set each document's entities to the spans found in it, with character offsets (into
+        `Document.located()`'s text), scores and neighbours; `Document.relation_examples` then pairs
+        them for relation extraction. Documents of raw text should be split as this model's training
+        text was (`Document.from_text(text, chars=recognizer.config.char_tokens)`)."""
+        predictions = self.predict([d.tagged(tags=False) for d in documents], neighbours, batch_size, show_progress)
+        for document, prediction in zip(documents, predictions):
+            document.entities = prediction.entities
 
     # -- dev tuning and evaluation ---------------------------------------------------------
     def score_fn(self, sentences: list[TaggedSentence]) -> ScoreFn:

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from knnie.data.readers import NO_RELATION
-from knnie.data.schema import RelationExample
+from knnie.data.schema import NO_RELATION, Neighbour, RelationExample
 from knnie.encoders.device import resolve_device
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
 from knnie.encoders.markers import SCHEMES, EntitiesTooFarApart, marker_scheme, refusal
@@ -49,21 +48,6 @@ class REConfig:
     mix: dict[str, float] | None = None  # memory name -> weight in the mix, tuned on dev
     fingerprint: str = ""
     task: str = "relation-extraction"
-
-
-@dataclass
-class Neighbour:
-    """A memory entry consulted for a prediction."""
-
-    memory: str
-    label: str
-    distance: float
-    record: dict[str, Any]  # the example behind it (`RelationExample.to_dict`)
-
-    def to_row(self) -> dict[str, Any]:
-        """The entry as users read it: its original sentence and mentions, label, distance, memory."""
-        return {**RelationExample.from_dict(self.record).to_row(), "label": self.label, "distance": self.distance,
-                "memory": self.memory}
 
 
 @dataclass
@@ -107,7 +91,6 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
     label_word = "labels"
     knn_method = "knn_re"
     task = "relation-extraction"
-    neighbour_type = Neighbour
 
     @property
     def labels(self) -> list[str]:
