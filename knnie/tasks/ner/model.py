@@ -11,7 +11,6 @@ evaluation and prediction alike.
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
 from knnie.tasks.base import MemoryAugmentedModel
+from knnie.tasks.training import batch_order
 
 log = logging.getLogger(__name__)
 
@@ -217,18 +217,12 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
                             where, len(s.tokens), enc.max_length, count + 1)
         return out
 
-    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
-        """Dynamically padded batches: (window indices, tensors). Sorted by length for
-        inference, shuffled for training."""
-        order = list(range(len(windows)))
-        if shuffle:
-            random.Random(seed).shuffle(order)
-        else:
-            order.sort(key=lambda i: len(windows[i].input_ids))
+    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Dynamically padded batches: (window indices, tensors), grouped by `batch_order`:
+        sorted by length for inference, length-bucketed shuffles for training."""
         out = []
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
+        for idx in batch_order([len(w.input_ids) for w in windows], batch_size, shuffle, seed, buckets):
             width = max(len(windows[i].input_ids) for i in idx)
             n_words = max(len(windows[i].word_pos) for i in idx)
             ids = torch.full((len(idx), width), self.encoder.pad_id, dtype=torch.long)
