@@ -27,7 +27,7 @@ def brute_force(memory: Memory, queries: np.ndarray, k: int) -> tuple[np.ndarray
     return np.take_along_axis(d, ids, 1), ids
 
 
-@pytest.mark.parametrize("size,kind", [(500, "flat"), (20_000, "flat"), (20_001, "hnsw"), (500_001, "ivf")])
+@pytest.mark.parametrize("size,kind", [(500, "flat"), (50_000, "flat"), (50_001, "hnsw"), (500_001, "ivf")])
 def test_auto_picks_the_index_by_memory_size(size, kind):
     assert memory_module.auto_index(size) == kind
 

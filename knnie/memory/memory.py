@@ -26,9 +26,10 @@ from knnie.io import atomic_dir, read_json
 INDEXES = ("flat", "ivf", "hnsw", "auto")  # "auto" picks one of the first three by the number of keys
 FORMAT_VERSION = 1
 IVF_TRAIN_PER_LIST = 64  # k-means training points per IVF list
-# "auto": exact search up to AUTO_FLAT_MAX keys; HNSW up to AUTO_HNSW_MAX (on 203,621 CoNLL word keys it
-# found 96 % of the exact neighbours at half the time of IVF); IVF above (HNSW recall falls at 1M keys)
-AUTO_FLAT_MAX = 20_000
+# "auto": exact search up to AUTO_FLAT_MAX keys (at 25k relation keys flat still beat HNSW at k=64); HNSW up to
+# AUTO_HNSW_MAX (on 203,621 CoNLL word keys it reached the exact search's dev F1 at a small fraction of its time,
+# where IVF needed more time than flat); IVF above (HNSW recall falls at 1M keys, bench/results/memory_scale.md)
+AUTO_FLAT_MAX = 50_000
 AUTO_HNSW_MAX = 500_000
 DEPTHS = {"ivf": (1, 2, 4, 8, 16, 32, 64, 128, 256), "hnsw": (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)}
 LOCALITY_MIN = 2048  # queries from which an approximate search visits them grouped by region
