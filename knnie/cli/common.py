@@ -68,7 +68,7 @@ def build_memory(front: MemoryAugmentedModel, model_dir: Path, examples: list[An
     `keys` says what a key is ("keys", "word keys"), `tune_command` what to run next."""
     memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True)
     memory.save(model_dir / "memories" / name)
-    console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({index}"
+    console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({memory.config.index}"
                   f"{', fp16' if fp16 else ''}) saved in {model_dir / 'memories' / name}; "
                   f"run `{tune_command}` to choose k, T and λ", highlight=False)
 

@@ -87,7 +87,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         """Vectors (n, d), the keys and queries of memories, and the classifier's p_model (n, C)."""
 
     @abstractmethod
-    def build_memory(self, examples: list[E], index: str = "flat", fp16: bool = False, batch_size: int = 64,
+    def build_memory(self, examples: list[E], index: str = "auto", fp16: bool = False, batch_size: int = 64,
                      show_progress: bool = False) -> Memory:
         """A memory of these labelled examples: keys are `encode`'s vectors, values their gold ids."""
 

@@ -257,7 +257,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return vectors, probs
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, sentences: list[TaggedSentence], index: str = "flat", fp16: bool = False,
+    def build_memory(self, sentences: list[TaggedSentence], index: str = "auto", fp16: bool = False,
                      batch_size: int = 64, show_progress: bool = False) -> Memory:
         """A memory with one key per word of these tagged sentences (its vector), valued by its tag."""
         if not sentences:

@@ -181,7 +181,7 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         return vectors, probs
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, examples: list[RelationExample], index: str = "flat", fp16: bool = False,
+    def build_memory(self, examples: list[RelationExample], index: str = "auto", fp16: bool = False,
                      batch_size: int = 64, show_progress: bool = False) -> Memory:
         """A memory of these labelled examples: keys are this model's relation vectors."""
         if not examples:
