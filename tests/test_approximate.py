@@ -92,6 +92,7 @@ def test_grid_choice_with_tolerance_prefers_the_smallest_k_close_to_the_best():
     grid = GridResult(scores, ("plain",), (2, 4, 8), [[[1.0]] * 3], (0.0, 0.5))
     assert grid.choose() == (KnnParams(8, 1.0, 0.5, "plain"), 0.90) and grid.best == KnnParams(8, 1.0, 0.5, "plain")
     assert grid.choose(tolerance=DEPTH_TOLERANCE) == (KnnParams(4, 1.0, 0.5, "plain"), 0.8996)
+    assert grid.choose(max_k=2) == (KnnParams(2, 1.0, 0.5, "plain"), 0.70)
 
 
 def sentences(n: int, seed: int) -> list[TaggedSentence]:
@@ -121,6 +122,7 @@ def test_tuning_an_approximate_memory_keeps_dev_within_tolerance_and_all_lists_g
     assert search["tried"][search["depth"]] >= report["memories"]["train"]["dev_f1"] - DEPTH_TOLERANCE
     assert report["memories"]["train"]["dev_f1"] >= exact_report["memories"]["train"]["dev_f1"] - DEPTH_TOLERANCE
     assert ivf.params("train").depth == ivf.params("train", knn_only=True).depth == search["depth"]
+    assert ivf.params("train", knn_only=True).k <= ivf.params("train").k == search["k"]  # no deeper search for kNN-only
     # prediction searches at the tuned depth: its dev score is the one the tuner saw
     assert ivf.evaluate(dev)["knn_ner"]["f1"] == pytest.approx(search["tried"][search["depth"]])
     # with every list probed and the exact memory's settings, predictions are the exact ones

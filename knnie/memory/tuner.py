@@ -5,8 +5,9 @@ those results with array math (the k nearest of k_max are its first k columns). 
 vectorised too: one argmax over an (n_λ, n, C) block scores all λ at once.
 
 An approximate memory (IVF, HNSW) is tuned for speed too: the grid is still scored on the exact
-search, then the smallest k within DEPTH_TOLERANCE of the best is kept, and the cheapest search
-depth (IVF lists probed, HNSW beam width) whose dev score is within DEPTH_TOLERANCE of that.
+search, then the smallest k within DEPTH_TOLERANCE of the best is kept (the kNN-only setting no
+deeper than that, so that it never makes prediction search deeper), and the cheapest search depth
+(IVF lists probed, HNSW beam width) whose dev score is within DEPTH_TOLERANCE of that.
 """
 
 from __future__ import annotations
@@ -61,11 +62,15 @@ class GridResult:
     def best(self) -> KnnParams:
         return self.choose()[0]
 
-    def choose(self, lam: float | None = None, tolerance: float = 0.0) -> tuple[KnnParams, float]:
-        """The best point (at λ = `lam` if given) and its score; with a tolerance, the best of the
-        smallest k that comes within `tolerance` of it (a shallower, cheaper search)."""
+    def choose(self, lam: float | None = None, tolerance: float = 0.0,
+               max_k: int | None = None) -> tuple[KnnParams, float]:
+        """The best point (at λ = `lam` if given, with k ≤ `max_k` if given) and its score; with a
+        tolerance, the best of the smallest k that comes within `tolerance` of it (a shallower,
+        cheaper search)."""
         lambdas = self.lambdas if lam is None else (lam,)
         scores = self.scores if lam is None else self.scores[..., [self.lambdas.index(lam)]]
+        if max_k is not None:
+            scores = np.where((np.array(self.ks) <= max_k)[:, None, None], scores, -np.inf)
         if tolerance > 0:
             smallest = np.nonzero(scores >= scores.max() - tolerance)[1].min()
             scores = np.where((np.arange(len(self.ks)) == smallest)[:, None, None], scores, -np.inf)

@@ -236,7 +236,8 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         for name, (dist, ids) in searches.items():
             grid = tune_grid(dist, self.memories[name].values[ids], p_model, score)
             slack = 0.0 if self.memories[name].exact else DEPTH_TOLERANCE
-            (best, f1), (only, only_f1) = grid.choose(tolerance=slack), grid.choose(1.0, slack)
+            best, f1 = grid.choose(tolerance=slack)
+            only, only_f1 = grid.choose(1.0, slack, max_k=None if self.memories[name].exact else best.k)
             self.config.knn[name], self.config.knn_only[name] = asdict(best), asdict(only)
             report["memories"][name] = {"params": self.config.knn[name], "dev_f1": f1, "knn_only_dev_f1": only_f1}
             if not self.memories[name].exact:
