@@ -1,6 +1,7 @@
 """The fine-tuning loop every task shares: AdamW (no decay on biases and norms, its own
 learning rate for the head), linear warm-up and decay, gradient clipping, and the best
-dev epoch kept. Tasks supply their batches, their loss and their dev score."""
+dev epoch kept. Tasks supply their batches (grouped by `batch_order`), their loss and their
+dev score."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import copy
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # batches of one epoch: (example indices, tensors); the epoch number seeds the shuffle
 Batches = Callable[[int], list[tuple[list[int], dict[str, Any]]]]
+BUCKET_CHUNK = 50  # batches per shuffled chunk sorted by length: similar lengths, yet varied batches
 
 
 @dataclass
@@ -38,6 +40,8 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of steps
     seed: int = 42
     max_grad_norm: float = 1.0
+    length_buckets: bool = True  # batches of similar lengths (see `batch_order`); False: random batches
+
 
     def __post_init__(self) -> None:
         checks = (
@@ -52,6 +56,34 @@ class TrainConfig:
         for name, ok, want in checks:
             if not ok:
                 raise KnnieError(f"training setting {name} must be {want}, not {getattr(self, name)!r}")
+
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[list[int]]:
+    """The example indices of each batch, every index exactly once.
+
+    Without `shuffle` (inference) the examples are sorted by length, so padding is minimal.
+    With it (training) they are shuffled by `seed`; with `buckets`, each chunk of BUCKET_CHUNK
+    batches is then sorted by length and the batches shuffled, so a batch pads to a length
+    close to its own examples' (random batches pad to the longest of a random sample, which
+    costs most on long-tailed data) while every epoch still sees a fresh order."""
+    order = list(range(len(lengths)))
+    if not shuffle:
+        return _cut(sorted(order, key=lengths.__getitem__), batch_size)
+    rng = random.Random(seed)
+    rng.shuffle(order)
+    if not buckets:
+        return _cut(order, batch_size)
+    span = batch_size * BUCKET_CHUNK
+    bucketed = [i for s in range(0, len(order), span) for i in sorted(order[s : s + span], key=lengths.__getitem__)]
+    batches = _cut(bucketed, batch_size)
+    rng.shuffle(batches)
+    return batches
+
+
+def _cut(order: list[int], size: int) -> list[list[int]]:
+    return [order[s : s + size] for s in range(0, len(order), size)]
 
 
 def _count(x: object) -> bool:

@@ -11,7 +11,6 @@ evaluation and prediction alike.
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
 from knnie.tasks.base import MemoryAugmentedModel, check_count
+from knnie.tasks.training import batch_order
 
 log = logging.getLogger(__name__)
 
@@ -203,18 +203,12 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
                         len(split), len(sentences), enc.max_length, first_few(split))
         return out
 
-    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
-        """Dynamically padded batches: (window indices, tensors). Sorted by length for
-        inference, shuffled for training."""
-        order = list(range(len(windows)))
-        if shuffle:
-            random.Random(seed).shuffle(order)
-        else:
-            order.sort(key=lambda i: len(windows[i].input_ids))
+    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Dynamically padded batches: (window indices, tensors), grouped by `batch_order`:
+        sorted by length for inference, length-bucketed shuffles for training."""
         out = []
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
+        for idx in batch_order([len(w.input_ids) for w in windows], batch_size, shuffle, seed, buckets):
             width = max(len(windows[i].input_ids) for i in idx)
             n_words = max(len(windows[i].word_pos) for i in idx)
             ids = torch.full((len(idx), width), self.encoder.pad_id, dtype=torch.long)
@@ -250,7 +244,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return vectors, probs
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, sentences: list[TaggedSentence], index: str = "flat", fp16: bool = False,
+    def build_memory(self, sentences: list[TaggedSentence], index: str = "auto", fp16: bool = False,
                      batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
         """A memory with one key per word of these tagged sentences (its vector), valued by its tag
         (tags the head does not know are kept: they are predicted through p_kNN)."""

@@ -8,7 +8,6 @@ p = λ·p_kNN + (1 − λ)·p_RE, and with two memories p = α·p(first) + (1 �
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.progress import track
 from knnie.tasks.base import MemoryAugmentedModel, check_count
+from knnie.tasks.training import batch_order
 
 log = logging.getLogger(__name__)
 NEGATIVE_LABELS = (NO_RELATION, "Other", "NA", "None")
@@ -155,20 +155,14 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
             ids.append(index[ex.label])
         return np.array(ids, dtype=np.int64)
 
-    def batches(self, examples: list[RelationExample], batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
-        """Tokenised, dynamically padded batches: (example indices, tensors). Sorted by
-        length for inference, shuffled for training."""
+    def batches(self, examples: list[RelationExample], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[tuple[list[int], dict[str, torch.Tensor]]]:
+        """Tokenised, dynamically padded batches: (example indices, tensors), grouped by
+        `batch_order`: sorted by length for inference, length-bucketed shuffles for training."""
         enc = encode(self.tokenizer, examples, set(self.config.entity_types), self.config.max_length)
-        order = list(range(len(examples)))
-        if shuffle:
-            random.Random(seed).shuffle(order)
-        else:
-            order.sort(key=lambda i: len(enc.input_ids[i]))
         pad = self.tokenizer.pad_token_id
         out = []
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
+        for idx in batch_order([len(ids) for ids in enc.input_ids], batch_size, shuffle, seed, buckets):
             width = max(len(enc.input_ids[i]) for i in idx)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -208,7 +202,7 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         return vectors, probs
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, examples: list[RelationExample], index: str = "flat", fp16: bool = False,
+    def build_memory(self, examples: list[RelationExample], index: str = "auto", fp16: bool = False,
                      batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
         """A memory of these labelled examples (their labels need not be the head's): keys are this
         model's relation vectors."""
