@@ -88,3 +88,19 @@ def test_ner(tmp_path: Path) -> None:
     check_results(tmp_path / "ner.json")
     assert len(runs) == 3 and sorted((tmp_path / "runs").iterdir()) == runs
     assert again["rows"] == first["rows"]
+
+
+def test_train_speed(tmp_path: Path) -> None:
+    import train_speed
+
+    train_speed.main(["--train-limit", "40", "--dev-limit", "20", "--seeds", "1", "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "train_speed.json")
+
+
+def test_knn_speed(tmp_path: Path) -> None:
+    import knn_speed
+
+    report = knn_speed.main(["--skip", "ner", "--re-train-limit", "32", "--re-memory-size", "60000", "--re-eval-limit",
+                             "40", "--repeats", "1", "--out-dir", str(tmp_path)])
+    assert any("auto → hnsw" in r["method"] for r in report["rows"])  # 60k keys: above the flat limit
+    check_results(tmp_path / "knn_speed.json")

@@ -69,7 +69,7 @@ def build_memory(front: MemoryAugmentedModel, model_dir: Path, data: Path, examp
     memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True, source=data.name)
     front.attach_memory(name, memory)
     saved = front.save_memory(model_dir, name)
-    console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({index}"
+    console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({memory.config.index}"
                   f"{', fp16' if fp16 else ''}) saved in {saved}; "
                   f"run `{tune_command}` to choose k, T and λ", highlight=False)
 

@@ -19,7 +19,7 @@ def build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie train`."),
     data: Path = typer.Option(..., help="Labelled examples to remember (training data, DS data, ...)."),
     name: MemoryName = "train",
-    index: Index = "flat",
+    index: Index = "auto",
     fp16: Fp16 = False,
     batch_size: BatchSize = 64,
     device: Device = "auto",

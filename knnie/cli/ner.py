@@ -92,7 +92,7 @@ def memory_build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie ner train`."),
     data: Path = typer.Option(..., help="Tagged sentences whose words to remember (usually the training set)."),
     name: MemoryName = "train",
-    index: Index = "flat",
+    index: Index = "auto",
     fp16: Fp16 = False,
     batch_size: BatchSize = 64,
     device: Device = "auto",

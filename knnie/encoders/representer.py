@@ -13,7 +13,6 @@ its encoder's weights make the fingerprint that memories are checked against.
 from __future__ import annotations
 
 import logging
-import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from knnie.data.schema import RelationExample, TaggedSentence
+from knnie.encoders.batching import batch_order, padded
 from knnie.encoders.device import to_device
 from knnie.encoders.loading import DEFAULT_ENCODER, fingerprint, load_encoder
 from knnie.encoders.markers import (
@@ -65,8 +65,10 @@ class Representer(nn.Module, ABC, Generic[T]):
         """The units batches are made of, and how many vectors the items give."""
 
     @abstractmethod
-    def batches(self, units: Any, batch_size: int, shuffle: bool = False, seed: int = 0) -> list[Batch]:
-        """Dynamically padded batches of units: sorted by length for inference, shuffled for training."""
+    def batches(self, units: Any, batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[Batch]:
+        """Dynamically padded batches of units, grouped by `batch_order`: sorted by length for
+        inference, length-bucketed shuffles for training (random ones without `buckets`)."""
 
     @abstractmethod
     def place(self, out: np.ndarray, units: Any, idx: list[int], rows: np.ndarray) -> None:
@@ -107,26 +109,6 @@ class Representer(nn.Module, ABC, Generic[T]):
         return vectors, probs
 
 
-def batch_order(lengths: list[int], batch_size: int, shuffle: bool, seed: int) -> list[list[int]]:
-    """Unit indices in batches: shuffled with `seed`, or sorted by length (least padding)."""
-    order = list(range(len(lengths)))
-    if shuffle:
-        random.Random(seed).shuffle(order)
-    else:
-        order.sort(key=lambda i: lengths[i])
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-
-
-def padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sub-token ids (B, longest) padded with `pad`, and the attention mask."""
-    ids = torch.full((len(rows), max(map(len, rows))), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for r, row in enumerate(rows):
-        ids[r, : len(row)] = torch.tensor(row)
-        mask[r, : len(row)] = 1
-    return ids, mask
-
-
 class RelationRepresenter(Representer[RelationExample]):
     """The encoder's states at the two positions the marker scheme reads, concatenated: 2·hidden."""
 
@@ -162,9 +144,10 @@ class RelationRepresenter(Representer[RelationExample]):
             raise refusal(found, examples, self.max_length)
         return found
 
-    def batches(self, units: EncodedBatch, batch_size: int, shuffle: bool = False, seed: int = 0) -> list[Batch]:
+    def batches(self, units: EncodedBatch, batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[Batch]:
         out = []
-        for idx in batch_order([len(ids) for ids in units.input_ids], batch_size, shuffle, seed):
+        for idx in batch_order([len(ids) for ids in units.input_ids], batch_size, shuffle, seed, buckets):
             ids, mask = padded([units.input_ids[i] for i in idx], self.tokenizer.pad_token_id)
             out.append((idx, {"input_ids": ids, "attention_mask": mask,
                               "head_pos": torch.tensor([units.head_pos[i] for i in idx]),
@@ -234,10 +217,11 @@ class WordRepresenter(Representer[TaggedSentence]):
                         len(split), len(sentences), enc.max_length, first_few(split))
         return out
 
-    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0) -> list[Batch]:
+    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[Batch]:
         """Batches of windows: ids, mask, and the first sub-token of each word (B, most words)."""
         out = []
-        for idx in batch_order([len(w.input_ids) for w in windows], batch_size, shuffle, seed):
+        for idx in batch_order([len(w.input_ids) for w in windows], batch_size, shuffle, seed, buckets):
             ids, mask = padded([windows[i].input_ids for i in idx], self.encoder.pad_id)
             pos = torch.zeros((len(idx), max(len(windows[i].word_pos) for i in idx)), dtype=torch.long)
             for r, i in enumerate(idx):
@@ -317,10 +301,11 @@ class TextRepresenter(Representer[str]):
             ids = self.tokenizer(list(items), truncation=True, max_length=self.max_length)["input_ids"]
         return ids, len(items)
 
-    def batches(self, units: list[list[int]], batch_size: int, shuffle: bool = False, seed: int = 0) -> list[Batch]:
+    def batches(self, units: list[list[int]], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[Batch]:
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = []
-        for idx in batch_order([len(ids) for ids in units], batch_size, shuffle, seed):
+        for idx in batch_order([len(ids) for ids in units], batch_size, shuffle, seed, buckets):
             ids, mask = padded([units[i] for i in idx], pad)
             out.append((idx, {"input_ids": ids, "attention_mask": mask}))
         return out

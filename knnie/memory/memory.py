@@ -29,12 +29,25 @@ import numpy as np
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.io import atomic_dir, file_digest, read_json, read_safetensors, recover, verify_files
 
-INDEXES = ("flat", "ivf", "hnsw")
+INDEXES = ("flat", "ivf", "hnsw", "auto")  # "auto" picks one of the first three by the number of keys
 METRICS = ("l2", "cosine")
 FORMAT_VERSION = 2  # 2: own labels, metric and sources; checksums required, only listed files read
 REQUIRED_FILES = ("keys.safetensors", "records.jsonl")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 IVF_TRAIN_PER_LIST = 64  # k-means training points per IVF list
+# "auto": exact search up to AUTO_FLAT_MAX keys (at 25k relation keys flat still beat HNSW at k=64); HNSW up to
+# AUTO_HNSW_MAX (on 203,621 CoNLL word keys it reached the exact search's dev F1 at a small fraction of its time,
+# where IVF needed more time than flat); IVF above (HNSW recall falls at 1M keys, bench/results/memory_scale.md)
+AUTO_FLAT_MAX = 50_000
+AUTO_HNSW_MAX = 500_000
+DEPTHS = {"ivf": (1, 2, 4, 8, 16, 32, 64, 128, 256), "hnsw": (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)}
+LOCALITY_MIN = 2048  # queries from which an approximate search visits them grouped by region
+LOCALITY_CELLS = 256  # regions (k-means cells of the keys) that group them
+
+
+def auto_index(size: int) -> str:
+    """The index kind "auto" stands for, by the number of keys."""
+    return "flat" if size <= AUTO_FLAT_MAX else "hnsw" if size <= AUTO_HNSW_MAX else "ivf"
 
 
 @dataclass
@@ -70,7 +83,7 @@ class Memory:
     normalised, so the distance is 2 − 2·cos and the two metrics agree on normalised keys."""
 
     def __init__(self, keys: np.ndarray, values: np.ndarray, records: list[dict[str, Any]],
-                 labels: Sequence[str], fingerprint: str, index: str = "flat", fp16: bool = False,
+                 labels: Sequence[str], fingerprint: str, index: str = "auto", fp16: bool = False,
                  metric: str = "l2", source: str = "default") -> None:
         if index not in INDEXES:
             raise KnnieError(f"unknown index '{index}'; choose one of {INDEXES}")
@@ -78,11 +91,13 @@ class Memory:
             raise KnnieError(f"unknown metric '{metric}'; choose one of {METRICS}")
         if len(keys) == 0:
             raise KnnieError("cannot build an empty memory: the data gave no examples")
+        index = auto_index(len(keys)) if index == "auto" else index
         self.config = MemoryConfig(labels=list(labels), fingerprint=fingerprint, metric=metric, sources=[source],
                                    index=index, fp16=fp16, dim=int(keys.shape[1]), size=len(keys))
         self.keys, self.values, self.records = self._checked(keys, values, records)
         self.source_ids = np.zeros(len(self.values), dtype=np.int32)
         self._index = None
+        self._cells = None  # k-means centroids grouping queries by region (`_locality_order`)
 
     @classmethod
     def from_labels(cls, keys: np.ndarray, labels: Sequence[str], records: list[dict[str, Any]], fingerprint: str,
@@ -159,7 +174,7 @@ class Memory:
         self.config.sources = [s for i, s in enumerate(self.sources) if i != sid]
         self.source_ids = (ids - (ids > sid)).astype(np.int32)
         self.config.size = len(self.values)
-        self._index = None
+        self._index = self._cells = None
         return int((~keep).sum())
 
     @classmethod
@@ -187,6 +202,21 @@ class Memory:
         return merged
 
     # -- search ---------------------------------------------------------------------------
+    @property
+    def exact(self) -> bool:
+        """Whether a search returns the exact nearest keys (flat), not an approximation."""
+        return self.config.index == "flat"
+
+    def depths(self, k: int) -> tuple[int, ...]:
+        """Search depths worth trying for k neighbours, cheapest first: IVF lists probed (up
+        to all of them, which is exact) or HNSW beam widths (at least k); none for flat."""
+        if self.config.index == "ivf":
+            import faiss
+
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            return (*(d for d in DEPTHS["ivf"] if d < nlist), nlist)
+        return tuple(d for d in DEPTHS.get(self.config.index, ()) if d >= k)
+
     @property
     def index(self):
         if self._index is None:
@@ -232,28 +262,72 @@ class Memory:
         elif self.config.index == "hnsw":
             faiss.downcast_index(index).hnsw.efSearch = self.config.ef_search
 
-    def search(self, queries: np.ndarray, k: int, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, batch_size: int = 8192, depth: int | None = None,
+               exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest keys of each query: squared L2 distances (n, k) (between normalised
         vectors for `cosine`: 2 − 2·cos) and key ids (n, k), nearest first. k is capped at the
-        memory size; a hit an approximate index could not fill has distance inf."""
+        memory size; a hit an approximate index could not fill has distance inf. On an
+        approximate index, `depth` (IVF lists probed, HNSW beam width) overrides the memory's
+        setting for this search, and `exact` searches all keys by brute force instead (what
+        tuning compares against)."""
+        import faiss
+
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.config.dim:
             raise KnnieError(f"queries have shape {queries.shape}; this memory holds {self.config.dim}-d keys")
         if self.config.metric == "cosine":
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         k = min(k, len(self))
-        parts = [self.index.search(queries[i : i + batch_size], k) for i in range(0, len(queries), batch_size)]
-        if not parts:
+        if len(queries) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        brute = exact and not self.exact
+        keys = self.keys.astype(np.float32, copy=False) if brute else None
+        params = self._search_params(depth)
+
+        def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return faiss.knn(q, keys, k) if brute else self.index.search(q, k, params=params)
+
+        order = self._locality_order(queries) if not (exact or self.exact) else None
+        if order is not None:
+            queries = queries[order]
+        parts = [search(queries[i : i + batch_size]) for i in range(0, len(queries), batch_size)]
         dist = np.concatenate([p[0] for p in parts])
         ids = np.concatenate([p[1] for p in parts])
-        if self.config.metric == "cosine":
+        if order is not None:
+            dist[order], ids[order] = dist.copy(), ids.copy()
+        if self.config.metric == "cosine" and not brute:
             dist = 2.0 - 2.0 * dist  # inner products of unit vectors → squared L2 between them
         # approximate indexes may return fewer than k hits (-1): give them infinite distance
         missing = ids < 0
         if missing.any():
             dist[missing], ids[missing] = np.inf, 0
         return np.maximum(dist, 0.0), ids
+
+    def _search_params(self, depth: int | None):
+        """FAISS search parameters for `depth`, or None for the index's own setting."""
+        import faiss
+
+        if depth is None or self.exact:
+            return None
+        if self.config.index == "ivf":
+            return faiss.SearchParametersIVF(nprobe=depth)
+        return faiss.SearchParametersHNSW(efSearch=depth)
+
+    def _locality_order(self, queries: np.ndarray) -> np.ndarray | None:
+        """An order that visits many queries region by region (their nearest of LOCALITY_CELLS
+        k-means centroids of the keys), so that consecutive queries of an approximate search
+        touch the same keys while they are in the CPU cache: a third less time on CoNLL words.
+        None for few queries or a small memory."""
+        import faiss
+
+        if len(queries) < LOCALITY_MIN or len(self) < 8 * LOCALITY_CELLS:
+            return None
+        if self._cells is None:
+            kmeans = faiss.Kmeans(self.config.dim, LOCALITY_CELLS, niter=10, seed=0, max_points_per_centroid=64)
+            kmeans.train(self.keys.astype(np.float32))
+            self._cells = kmeans.centroids
+        _, cell = faiss.knn(queries, self._cells, 1)
+        return np.argsort(cell[:, 0], kind="stable")
 
     # -- compatibility --------------------------------------------------------------------
     def check_compatible(self, fingerprint: str, name: str = "memory") -> None:

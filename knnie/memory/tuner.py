@@ -3,13 +3,18 @@
 Each memory is searched once with k_max neighbours; every grid point is then computed from
 those results with array math (the k nearest of k_max are its first k columns). λ is
 vectorised too: one argmax over an (n_λ, n, C) block scores all λ at once.
+
+An approximate memory (IVF, HNSW) is tuned for speed too: the grid is still scored on the exact
+search, then the smallest k within DEPTH_TOLERANCE of the best is kept (the kNN-only setting no
+deeper than that, so that it never makes prediction search deeper), and the cheapest search depth
+(IVF lists probed, HNSW beam width) whose dev score is within DEPTH_TOLERANCE of that.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ K_GRID = tuple(2**i for i in range(1, 9))  # 2 .. 256
 LAMBDA_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 T_RELATIVE = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # × median nearest-neighbour distance
 T_ABSOLUTE = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+DEPTH_TOLERANCE = 0.0005  # dev score (0.05 F1 points) each speed choice may give up against the exact best
 
 # scores predictions (n_points, n) against the gold ids (n,), one score per row
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -37,6 +43,7 @@ class KnnParams:
     temperature: float
     lam: float
     kernel: str = "plain"
+    depth: int | None = None  # search depth of an approximate memory (nprobe, efSearch); None: its own
 
     def __post_init__(self) -> None:
         _refuse(asdict(self))
@@ -96,8 +103,23 @@ class GridResult:
 
     @property
     def best(self) -> KnnParams:
-        ki, kk, ti, li = np.unravel_index(int(np.argmax(self.scores)), self.scores.shape)
-        return KnnParams(self.ks[kk], self.temperatures[ki][kk][ti], self.lambdas[li], self.kernels[ki])
+        return self.choose()[0]
+
+    def choose(self, lam: float | None = None, tolerance: float = 0.0,
+               max_k: int | None = None) -> tuple[KnnParams, float]:
+        """The best point (at λ = `lam` if given, with k ≤ `max_k` if given) and its score; with a
+        tolerance, the best of the smallest k that comes within `tolerance` of it (a shallower,
+        cheaper search)."""
+        lambdas = self.lambdas if lam is None else (lam,)
+        scores = self.scores if lam is None else self.scores[..., [self.lambdas.index(lam)]]
+        if max_k is not None:
+            scores = np.where((np.array(self.ks) <= max_k)[:, None, None], scores, -np.inf)
+        if tolerance > 0:
+            smallest = np.nonzero(scores >= scores.max() - tolerance)[1].min()
+            scores = np.where((np.arange(len(self.ks)) == smallest)[:, None, None], scores, -np.inf)
+        ki, kk, ti, li = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        params = KnnParams(self.ks[kk], self.temperatures[ki][kk][ti], lambdas[li], self.kernels[ki])
+        return params, float(scores[ki, kk, ti, li])
 
     @property
     def best_score(self) -> float:
@@ -150,3 +172,16 @@ def tune_weights(dists: list[np.ndarray], score: ScoreFn, steps: int = 10, chunk
                              for i in range(0, len(grid), chunk)])
     best = int(np.argmax(scores))  # the first maximum: the earliest in descending order
     return [float(w) for w in grid[best]], float(scores[best])
+
+
+def choose_depth(depths: Sequence[int], score_at: Callable[[int], float], exact: float,
+                 tolerance: float = DEPTH_TOLERANCE) -> tuple[int | None, dict[int, float]]:
+    """The cheapest search depth whose dev score (`score_at`) is within `tolerance` of the exact
+    search's, trying `depths` from the cheapest and stopping at the first good one; the deepest
+    if none is. Returns it and the score of every depth tried (what each shallower one loses)."""
+    tried: dict[int, float] = {}
+    for depth in depths:
+        tried[depth] = score_at(depth)
+        if tried[depth] >= exact - tolerance:
+            return depth, tried
+    return (depths[-1] if depths else None), tried

@@ -27,7 +27,15 @@ from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check
 from knnie.io import atomic_dir, read_safetensors, write_json
 from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import NAME, Memory, check_name
-from knnie.memory.tuner import LAMBDA_GRID, KnnParams, ScoreFn, tune_grid, tune_weights
+from knnie.memory.tuner import (
+    DEPTH_TOLERANCE,
+    LAMBDA_GRID,
+    KnnParams,
+    ScoreFn,
+    choose_depth,
+    tune_grid,
+    tune_weights,
+)
 from knnie.tasks import model_dir
 from knnie.tasks.task_model import TaskModel
 
@@ -94,7 +102,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         """Write what `_from_encoder` reads back."""
 
     @abstractmethod
-    def build_memory(self, examples: list[E], index: str = "flat", fp16: bool = False, batch_size: int = 64,
+    def build_memory(self, examples: list[E], index: str = "auto", fp16: bool = False, batch_size: int = 64,
                      show_progress: bool = False) -> Memory:
         """A memory of these labelled examples: keys are `encode`'s vectors, values their gold ids."""
 
@@ -263,12 +271,14 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         params = KnnParams.from_dict(chosen, field=f"{table}.{name}") if chosen else UNTUNED
         return params if self.has_head else replace(params, lam=1.0)
 
-    def search(self, vectors: np.ndarray, k: int | None = None, at_least: int = 0) -> Searches:
-        """Search every memory once, k deep or as deep as its settings (and `at_least`) need."""
+    def search(self, vectors: np.ndarray, k: int | None = None, at_least: int = 0, exact: bool = False) -> Searches:
+        """Search every memory once, k deep or as deep as its settings (and `at_least`) need, at
+        the search depth tuned for it (approximate memories), or exactly."""
         if k is not None:
             check_count(k, 1, "k")
         check_count(at_least, 0, "at_least")
-        return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k))
+        return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k),
+                                    depth=self.params(name).depth, exact=exact)
                 for name, memory in self.memories.items()}
 
     # -- distributions ---------------------------------------------------------------------
@@ -286,15 +296,17 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
                              knn_only: bool = False) -> dict[str, np.ndarray]:
         """λ·p_kNN + (1 − λ)·p_model over the label space for each memory with its own settings
         (λ = 1 if knn_only)."""
+        return {name: self._memory_distribution(name, self.params(name, knn_only), p_model, searches[name])
+                for name in self.memories}
+
+    def _memory_distribution(self, name: str, params: KnnParams, p_model: np.ndarray,
+                             search: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """λ·p_kNN + (1 − λ)·p_model of one memory's search with these settings, over the label space."""
         space = self.label_space
-        p_model = self._in_space(p_model, space)
-        out = {}
-        for name, (dist, ids) in searches.items():
-            params = self.params(name, knn_only)
-            p_knn = knn_probs(dist[:, : params.k], self._space_ids(name, ids[:, : params.k], space), len(space),
-                              params.temperature, params.kernel)
-            out[name] = interpolate(p_knn, p_model, params.lam)
-        return out
+        dist, ids = search
+        p_knn = knn_probs(dist[:, : params.k], self._space_ids(name, ids[:, : params.k], space), len(space),
+                          params.temperature, params.kernel)
+        return interpolate(p_knn, self._in_space(p_model, space), params.lam)
 
     def _combine(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
         """One distribution from those of several memories: the mix tuned on dev when it covers
@@ -342,15 +354,17 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     def tune(self, dev: list[E], batch_size: int = 64, show_progress: bool = False) -> dict[str, Any]:
         """Choose k, T, λ, kernel per memory by the dev score, and the best point at λ = 1 (kNN
         only); then how memories combine, where the task tunes that. Each memory is searched once
-        (k_max = 256) and every grid point computed from that search. Without a head λ is 1: only
-        k, T and the kernel are searched, and there is no vanilla score."""
+        (k_max = 256, exact even on approximate memories) and every grid point computed from that
+        search; an approximate memory then gets the smallest k and the cheapest search depth that
+        lose at most DEPTH_TOLERANCE of dev score each (see `knnie.memory.tuner`). Without a head λ
+        is 1: only k, T and the kernel are searched, and there is no vanilla score."""
         if not self.memories:
             raise KnnieError("no memory attached: build one (build_memory) and attach it before tuning")
         if not dev:
             raise KnnieError("the dev set is empty: there is nothing to tune on")
         score = self._dev_score(dev)  # refuses a dev set it cannot score, before any setting changes
         vectors, p_model = self.encode(dev, batch_size, show_progress)
-        searches = self.search(vectors, k=TUNE_K)
+        searches = self.search(vectors, k=TUNE_K, exact=True)
         space = self.label_space
         report: dict[str, Any] = {"memories": {}}
         if self.has_head:
@@ -359,15 +373,32 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         for name, (dist, ids) in searches.items():
             grid = tune_grid(dist, self._space_ids(name, ids, space), self._in_space(p_model, space), score,
                              lambdas=lambdas)
-            at_one = grid.scores[..., grid.lambdas.index(1.0)]
-            ki, kk, ti = np.unravel_index(int(np.argmax(at_one)), at_one.shape)
-            self.config.knn[name] = asdict(grid.best)
-            self.config.knn_only[name] = asdict(
-                KnnParams(grid.ks[kk], grid.temperatures[ki][kk][ti], 1.0, grid.kernels[ki]))
-            report["memories"][name] = {"params": asdict(grid.best), "dev_f1": grid.best_score,
-                                        "knn_only_dev_f1": float(at_one.max())}
+            slack = 0.0 if self.memories[name].exact else DEPTH_TOLERANCE
+            best, f1 = grid.choose(tolerance=slack)
+            only, only_f1 = grid.choose(1.0, slack, max_k=None if self.memories[name].exact else best.k)
+            self.config.knn[name], self.config.knn_only[name] = asdict(best), asdict(only)
+            report["memories"][name] = {"params": self.config.knn[name], "dev_f1": f1, "knn_only_dev_f1": only_f1}
+            if not self.memories[name].exact:
+                report["memories"][name]["search"] = self._tune_depth(name, vectors, p_model, score, f1)
+        if any(not m.exact for m in self.memories.values()):
+            searches = self.search(vectors)  # what prediction will see
         self._tune_mix(p_model, searches, score, report)
         return report
+
+    def _tune_depth(self, name: str, vectors: np.ndarray, p_model: np.ndarray, score: ScoreFn,
+                    exact_f1: float) -> dict[str, Any]:
+        """Choose (and save in both settings) the cheapest search depth of approximate memory
+        `name` that keeps its dev score within DEPTH_TOLERANCE of the exact search's."""
+        memory, params = self.memories[name], self.params(name)
+        k = max(params.k, self.params(name, True).k)
+
+        def score_at(depth: int) -> float:
+            p = self._memory_distribution(name, params, p_model, memory.search(vectors, k, depth=depth))
+            return float(score(p.argmax(-1)[None])[0])
+
+        depth, tried = choose_depth(memory.depths(k), score_at, exact_f1)
+        self.config.knn[name]["depth"] = self.config.knn_only[name]["depth"] = depth
+        return {"index": memory.config.index, "k": k, "exact_dev_f1": exact_f1, "depth": depth, "tried": tried}
 
     def _tune_mix(self, p_model: np.ndarray, searches: Searches, score: ScoreFn, report: dict[str, Any]) -> None:
         """With several memories, the weights of their mix on dev (after each memory's own settings).

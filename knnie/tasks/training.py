@@ -1,7 +1,8 @@
 """The fine-tuning loop every task shares: AdamW (no decay on biases and norms, its own
 learning rate for the head), linear warm-up and decay, gradient clipping, and the best
-dev epoch kept. Tasks supply their batches, their loss and their dev score; the model trains
-where it is (its device), each batch moved there once."""
+dev epoch kept. Tasks supply their batches (grouped by `knnie.encoders.batching.batch_order`), their
+loss and their
+dev score; the model trains where it is (its device), each batch moved there once."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class TrainConfig:
     warmup: float = 0.1  # fraction of steps
     seed: int = 42
     max_grad_norm: float = 1.0
+    length_buckets: bool = True  # batches of similar lengths (see `batch_order`); False: random batches
+
 
     def __post_init__(self) -> None:
         checks = (
@@ -54,6 +57,7 @@ class TrainConfig:
         for name, ok, want in checks:
             if not ok:
                 raise KnnieError(f"training setting {name} must be {want}, not {getattr(self, name)!r}")
+
 
 
 def _count(x: object) -> bool:

@@ -172,13 +172,14 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         encoder's limit (one warning for all such sentences); no word is ever dropped."""
         return self.representer.windows(sentences)
 
-    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0) -> list[Batch]:
-        """Dynamically padded batches: (window indices, tensors). Sorted by length for
-        inference, shuffled for training."""
-        return self.representer.batches(windows, batch_size, shuffle, seed)
+    def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[Batch]:
+        """Dynamically padded batches: (window indices, tensors), grouped by `batch_order`:
+        sorted by length for inference, length-bucketed shuffles for training."""
+        return self.representer.batches(windows, batch_size, shuffle, seed, buckets)
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, sentences: list[TaggedSentence], index: str = "flat", fp16: bool = False,
+    def build_memory(self, sentences: list[TaggedSentence], index: str = "auto", fp16: bool = False,
                      batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
         """A memory with one key per word of these tagged sentences (its vector), valued by its tag
         (tags the head does not know are kept: they are predicted through p_kNN)."""

@@ -38,7 +38,8 @@ def train_ner(recognizer: EntityRecognizer, train_set: list[TaggedSentence], dev
         return float(dev_score(p.argmax(-1)[None])[0])
 
     history = fit(model, model.encoder, model.classifier, len(windows),
-                  lambda epoch: recognizer.batches(windows, config.batch_size, shuffle=True, seed=config.seed + epoch),
+                  lambda epoch: recognizer.batches(windows, config.batch_size, shuffle=True, seed=config.seed + epoch,
+                                                   buckets=config.length_buckets),
                   loss, dev_f1 if dev_set else None, config, show_progress)
     recognizer.weights_changed()
     return history

@@ -176,11 +176,11 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
             ids.append(index[ex.label])
         return np.array(ids, dtype=np.int64)
 
-    def batches(self, examples: list[RelationExample], batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> list[Batch]:
-        """Tokenised, dynamically padded batches: (example indices, tensors). Sorted by
-        length for inference, shuffled for training."""
-        return self.representer.batches(self.representer.prepare(examples)[0], batch_size, shuffle, seed)
+    def batches(self, examples: list[RelationExample], batch_size: int, shuffle: bool = False, seed: int = 0,
+                buckets: bool = True) -> list[Batch]:
+        """Tokenised, dynamically padded batches: (example indices, tensors), grouped by
+        `batch_order`: sorted by length for inference, length-bucketed shuffles for training."""
+        return self.representer.batches(self.representer.prepare(examples)[0], batch_size, shuffle, seed, buckets)
 
     def too_long(self, examples: list[RelationExample], refuse: bool = False) -> dict[int, EntitiesTooFarApart]:
         """The examples whose head and tail alone exceed the encoder's limit, by index: `encode`
@@ -189,7 +189,7 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         return self.representer.too_long(examples, refuse)
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, examples: list[RelationExample], index: str = "flat", fp16: bool = False,
+    def build_memory(self, examples: list[RelationExample], index: str = "auto", fp16: bool = False,
                      batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
         """A memory of these labelled examples (their labels need not be the head's): keys are this
         model's relation vectors."""

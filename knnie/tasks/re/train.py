@@ -35,7 +35,8 @@ def train(extractor: RelationExtractor, train_set: list[RelationExample], dev_se
         return float(extractor.score_fn(dev_gold)(p.argmax(-1)[None])[0])
 
     history = fit(model, model.encoder, model.classifier, len(train_set),
-                  lambda epoch: extractor.batches(train_set, config.batch_size, shuffle=True, seed=config.seed + epoch),
+                  lambda epoch: extractor.batches(train_set, config.batch_size, shuffle=True, seed=config.seed + epoch,
+                                                  buckets=config.length_buckets),
                   loss, dev_score if dev_set else None, config, show_progress)
     extractor.weights_changed()
     return history
