@@ -50,7 +50,7 @@ def model(tmp_path_factory) -> Path:
 def test_cli_workflow_beats_all_o(model: Path, tmp_path: Path) -> None:
     config = json.loads((model / "knnie_config.json").read_text())
     assert config["task"] == "ner" and config["tags"][0] == "O"
-    assert set(config["knn"]["train"]) == {"k", "temperature", "lam", "kernel"}
+    assert set(config["knn"]["train"]) == {"k", "temperature", "lam", "kernel", "depth"}
     report_path = tmp_path / "report.json"
     result = knnie("ner", "evaluate", model, "--data", SAMPLE / "test.txt", "--output", report_path)
     assert "kNN-NER" in result.output
