@@ -84,7 +84,8 @@ def run_seed(seed: int, train_set, dev_set, test_set, args) -> dict[str, Any]:
     types = sorted({s.type for ex in train_set for s in (ex.head, ex.tail) if s.type})
     extractor = RelationExtractor.new(labels, entity_types=types)
     start = time.perf_counter()
-    history = train(extractor, train_set, dev_set, TrainConfig(epochs=args.epochs, lr=args.lr, seed=seed))
+    history = train(extractor, train_set, dev_set, TrainConfig(epochs=args.epochs, lr=args.lr, seed=seed,
+                                                                    length_buckets=not args.random_batches))
     train_seconds = time.perf_counter() - start
     extractor.attach_memory("train", extractor.build_memory(train_set))
     tuned = extractor.tune(dev_set)
