@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--limit", type=int, default=None, help="seeded sample of N per split (smoke tests)")
+    p.add_argument("--random-batches", action="store_true",
+                   help="random training batches as before length bucketing (to reproduce earlier figures)")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     add_runs_arguments(p)
     args = p.parse_args(argv)
