@@ -157,10 +157,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train_set, dev_set, test_set = load(ds, args.limit)
     key = {"bench": "knn_re", "dataset": args.dataset, "epochs": args.epochs, "lr": args.lr, "limit": args.limit,
            "sizes": [len(train_set), len(dev_set), len(test_set)]}
+    if not args.random_batches:  # length-bucketed batches train differently from the runs cached before them
+        key["batches"] = "length-bucketed"
     runs = [cached(args.runs_dir, key | {"seed": seed},
                    functools.partial(run_seed, seed, train_set, dev_set, test_set, args)) for seed in args.seeds]
     rows, tail, md = summarise(ds, runs, train_set, args)
     reduced = [f"{args.epochs} epoch(s)"] + ([f"seeded sample of {args.limit} per split"] if args.limit else [])
+    reduced += ["random batches (as before length bucketing)"] if args.random_batches else []
     report = {
         "name": f"knn_re_{args.dataset}", "command": command(),
         "data": {"train": ds.train, "dev": ds.dev, "test": ds.test, "sizes": [len(train_set), len(dev_set),
