@@ -49,7 +49,8 @@ def test_workflow(model: Path, workdir: Path) -> None:
     assert (model / "memories" / "train" / "memory.json").is_file()
     knnie("tune", model, "--dev", workdir / "dev.jsonl")
     config = json.loads((model / "knnie_config.json").read_text())
-    assert set(config["knn"]["train"]) == {"k", "temperature", "lam", "kernel"}
+    assert set(config["knn"]["train"]) == {"k", "temperature", "lam", "kernel", "depth"}
+    assert config["knn"]["train"]["depth"] is None  # a small memory is flat: exact, no search depth
     assert config["knn_only"]["train"]["lam"] == 1.0
 
     report_path = workdir / "report.json"
