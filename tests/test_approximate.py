@@ -131,3 +131,60 @@ def test_tuning_an_approximate_memory_keeps_dev_within_tolerance_and_all_lists_g
     ivf.config.knn["train"] = {**flat.config.knn["train"], "depth": nlist}
     ivf.config.knn_only["train"] = {**flat.config.knn_only["train"], "depth": nlist}
     assert ivf.predict_tags(dev) == flat.predict_tags(dev)
+
+
+def duplicated_memory(index: str, seed: int = 3) -> Memory:
+    """3,000 distinct keys, half of them stored two or three times with the same label."""
+    rng = np.random.default_rng(seed)
+    base, labels = clustered(3000, seed)
+    copies = rng.integers(0, 3000, 2500)
+    keys = np.concatenate([base, base[copies]])
+    values = np.concatenate([labels, labels[copies]])
+    return Memory(keys, values, [{"id": i} for i in range(len(keys))], LABELS, "fp-test", index=index)
+
+
+@pytest.mark.parametrize("index", ["ivf", "hnsw"])
+def test_approximate_indexes_hold_each_distinct_key_once(index):
+    memory = duplicated_memory(index)
+    members, starts, counts = memory.groups
+    assert memory.index.ntotal == len(starts) == len(np.unique(memory.keys, axis=0)) < len(memory)
+    assert sorted(members) == list(range(len(memory))) and counts.sum() == len(memory)
+
+
+def test_searching_distinct_keys_gives_every_copy_as_exact_search_does():
+    """IVF probing every list over the distinct keys, copies put back, is the exact search."""
+    memory = duplicated_memory("ivf")
+    queries = clustered(300, seed=9)[0]
+    k = 12
+    exact_dist, exact_ids = memory.search(queries, k + 1, exact=True)
+    dist, ids = memory.search(queries, k, depth=memory.depths(k)[-1])
+    np.testing.assert_allclose(dist, exact_dist[:, :k], rtol=1e-4, atol=1e-4)
+    clear = exact_dist[:, k - 1] < exact_dist[:, k] - 1e-3  # rows whose k-th key is not tied with the next
+    assert clear.mean() > 0.3
+    assert all(set(a) == set(b) for a, b in zip(ids[clear], exact_ids[clear, :k]))
+    assert np.array_equal(memory.values[ids], memory.values[exact_ids[:, :k]])  # copies share labels
+
+
+def test_an_index_saved_over_all_keys_is_still_read_right():
+    """Indexes written before keys were grouped hold every key: their ids are key ids."""
+    import faiss
+
+    memory = duplicated_memory("hnsw")
+    old = faiss.IndexHNSWFlat(memory.config.dim, 32)
+    old.add(memory.keys)
+    memory._index = old
+    queries = clustered(50, seed=10)[0]
+    dist, ids = memory.search(queries, 5, depth=256)
+    exact_dist, _ = memory.search(queries, 5, exact=True)
+    np.testing.assert_allclose(dist, exact_dist, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dist, ((queries[:, None] - memory.keys[ids]) ** 2).sum(-1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("index", ["ivf", "hnsw"])
+def test_a_grouped_memory_survives_save_and_load(tmp_path, index):
+    memory = duplicated_memory(index)
+    queries = clustered(40, seed=11)[0]
+    before = memory.search(queries, 10, depth=32)
+    memory.save(tmp_path / "m")
+    after = Memory.load(tmp_path / "m").search(queries, 10, depth=32)
+    assert np.array_equal(before[1], after[1]) and np.array_equal(before[0], after[0])

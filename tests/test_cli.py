@@ -50,6 +50,7 @@ def test_workflow(model: Path, workdir: Path) -> None:
     knnie("tune", model, "--dev", workdir / "dev.jsonl")
     config = json.loads((model / "knnie_config.json").read_text())
     assert set(config["knn"]["train"]) == {"k", "temperature", "lam", "kernel", "depth"}
+    assert config["knn"]["train"]["depth"] is None  # a small memory is flat: exact, no search depth
     assert config["knn_only"]["train"]["lam"] == 1.0
 
     report_path = workdir / "report.json"
