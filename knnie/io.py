@@ -78,16 +78,12 @@ def _flock(fd: int, lock: Path, path: Path, deadline: float) -> None:
 
 def _fsync_tree(root: Path) -> None:
     """Flush every file and directory under `root` (and `root` itself) to disk."""
-    paths = [root] if root.is_file() else [*root.rglob("*"), root]
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    for p in [root] if root.is_file() else [*root.rglob("*"), root]:
+        _fsync(p)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush one file or directory to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -121,7 +117,7 @@ def recover(path: str | Path) -> None:
     with locked(path):
         if not path.exists() and _old(path).exists():
             os.replace(_old(path), path)
-            _fsync_dir(path.parent)
+            _fsync(path.parent)
             log.warning("%s: restored from an interrupted save", path)
 
 
@@ -138,7 +134,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             yield Path(tmp)
             _fsync_tree(Path(tmp))
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            _fsync(path.parent)
         finally:
             _remove(Path(tmp))
 
@@ -175,7 +171,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             if path.exists():
                 os.replace(path, _old(path))
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            _fsync(path.parent)
             _remove(_old(path))
         finally:
             _remove(tmp)
