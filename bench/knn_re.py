@@ -82,7 +82,7 @@ def load(ds: Dataset, limit: int | None) -> tuple[list[RelationExample], ...]:
 def run_seed(seed: int, train_set, dev_set, test_set, args) -> dict[str, Any]:
     labels = sorted({ex.label for ex in train_set + dev_set})
     types = sorted({s.type for ex in train_set for s in (ex.head, ex.tail) if s.type})
-    extractor = RelationExtractor.new(labels, entity_types=types)
+    extractor = RelationExtractor.new(labels, args.encoder, entity_types=types)
     start = time.perf_counter()
     history = train(extractor, train_set, dev_set, TrainConfig(epochs=args.epochs, lr=args.lr, seed=seed,
                                                                     length_buckets=not args.random_batches))
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--limit", type=int, default=None, help="seeded sample of N per split (smoke tests)")
     p.add_argument("--random-batches", action="store_true",
                    help="random training batches as before length bucketing (to reproduce earlier figures)")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder name or local model directory")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     add_runs_arguments(p)
     args = p.parse_args(argv)
@@ -159,16 +160,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "sizes": [len(train_set), len(dev_set), len(test_set)]}
     if not args.random_batches:  # length-bucketed batches train differently from the runs cached before them
         key["batches"] = "length-bucketed"
+    if args.encoder != DEFAULT_ENCODER:  # runs of the default encoder keep their earlier keys
+        key["encoder"] = args.encoder
     runs = [cached(args.runs_dir, key | {"seed": seed},
                    functools.partial(run_seed, seed, train_set, dev_set, test_set, args)) for seed in args.seeds]
     rows, tail, md = summarise(ds, runs, train_set, args)
     reduced = [f"{args.epochs} epoch(s)"] + ([f"seeded sample of {args.limit} per split"] if args.limit else [])
     reduced += ["random batches (as before length bucketing)"] if args.random_batches else []
     report = {
-        "name": f"knn_re_{args.dataset}", "command": command(),
+        "name": f"knn_re_{args.dataset}" + ("" if args.encoder == DEFAULT_ENCODER else f"_{Path(args.encoder).name}"),
+        "command": command(),
         "data": {"train": ds.train, "dev": ds.dev, "test": ds.test, "sizes": [len(train_set), len(dev_set),
                                                                               len(test_set)]},
-        "encoder": DEFAULT_ENCODER, "seeds": args.seeds, "machine": machine(), "reduced": "; ".join(reduced),
+        "encoder": args.encoder, "seeds": args.seeds, "machine": machine(), "reduced": "; ".join(reduced),
         "rows": rows, "long_tail": tail,
         "per_seed": [{k: v for k, v in r.items() if k != "reports"} | {"test": {
             m: {key: rep[key] for key in ("micro_f1", "macro_f1", "semeval_official_f1") if key in rep}
