@@ -109,15 +109,22 @@ def _old(path: Path) -> Path:
     return path.with_name(f".{path.name}.old")
 
 
+def _put_back(path: Path) -> bool:
+    """With the lock held: move an artefact a crash left at `.NAME.old` back to `path`."""
+    if path.exists() or not _old(path).exists():
+        return False
+    os.replace(_old(path), path)
+    _fsync(path.parent)
+    return True
+
+
 def recover(path: str | Path) -> None:
     """Put back an artefact that a crash left at `.NAME.old` between the two renames of a save."""
     path = Path(path)
     if path.exists() or not _old(path).exists():
         return
     with locked(path):
-        if not path.exists() and _old(path).exists():
-            os.replace(_old(path), path)
-            _fsync(path.parent)
+        if _put_back(path):
             log.warning("%s: restored from an interrupted save", path)
 
 
@@ -160,8 +167,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
-        if not path.exists() and _old(path).exists():
-            os.replace(_old(path), path)  # an earlier save crashed between its renames
+        _put_back(path)  # an earlier save crashed between its renames
         _remove(_old(path))
         _clean_debris(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
