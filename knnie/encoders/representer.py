@@ -245,34 +245,41 @@ class WordRepresenter(Representer[TaggedSentence]):
 
 class TextRepresenter(Representer[str]):
     """One vector per plain text (a relation description, a label name): the mean of the encoder's
-    token states, or a learned weighted mean (a linear score per token, softmax over the text;
-    it starts as the plain mean). Texts over the limit are truncated, with one warning."""
+    token states, or learned weighted means (a linear score per token, softmax over the text;
+    each starts as the plain mean). With `heads` > 1 the weighted means of separate scorers are
+    concatenated: a description's "virtual" head and tail entities (EMMA). Texts over the limit
+    are truncated, with one warning."""
 
-    def __init__(self, encoder: nn.Module, tokenizer, pooling: str = "mean", max_length: int = 256) -> None:
+    def __init__(self, encoder: nn.Module, tokenizer, pooling: str = "mean", max_length: int = 256,
+                 heads: int = 1) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise KnnieError(f"unknown pooling '{pooling}'; choose one of {', '.join(POOLINGS)}")
-        self.encoder, self.tokenizer, self.pooling = encoder, tokenizer, pooling
+        check_count(heads, 1, "heads")
+        if heads > 1 and pooling != "weighted":
+            raise KnnieError("several pooling heads need weighted pooling (the mean is one vector)")
+        self.encoder, self.tokenizer, self.pooling, self.heads = encoder, tokenizer, pooling, heads
         self.max_length = min(max_length, tokenizer.model_max_length)
-        self.dim = encoder.config.hidden_size
+        self.dim = heads * encoder.config.hidden_size
         if pooling == "weighted":
-            self.scorer = nn.Linear(self.dim, 1)
+            self.scorer = nn.Linear(encoder.config.hidden_size, heads)
             nn.init.zeros_(self.scorer.weight)
             nn.init.zeros_(self.scorer.bias)
 
     @classmethod
-    def fresh(cls, encoder: str | Path = DEFAULT_ENCODER, pooling: str = "mean",
-              max_length: int = 256) -> TextRepresenter:
+    def fresh(cls, encoder: str | Path = DEFAULT_ENCODER, pooling: str = "mean", max_length: int = 256,
+              heads: int = 1) -> TextRepresenter:
         """A pretrained encoder with new pooling (the weighted one starts as the plain mean)."""
-        return cls(*load_encoder(encoder), pooling, max_length)
+        return cls(*load_encoder(encoder), pooling, max_length, heads)
 
     @classmethod
     def load(cls, path: Path) -> TextRepresenter:
         """What `save` wrote: the encoder, the pooling settings and (weighted) the pooling weights."""
         config = read_json(path / POOLING_FILE, "text pooling config")
-        if not isinstance(config, dict) or set(config) != {"pooling", "max_length"}:
-            raise DataError(f"needs pooling and max_length, found {config!r}", path=path / POOLING_FILE)
-        representer = cls(*load_encoder(path), config["pooling"], config["max_length"])
+        if not isinstance(config, dict) or not {"pooling", "max_length"} <= set(config) <= {"pooling", "max_length",
+                                                                                          "heads"}:
+            raise DataError(f"needs pooling, max_length (and heads), found {config!r}", path=path / POOLING_FILE)
+        representer = cls(*load_encoder(path), config["pooling"], config["max_length"], config.get("heads", 1))
         if representer.pooling == "weighted":
             weights = path / POOLING_WEIGHTS
             try:
@@ -283,7 +290,8 @@ class TextRepresenter(Representer[str]):
 
     @property
     def representation(self) -> str:
-        return f"text: {self.pooling} pooling of the encoder's token states"
+        heads = f" ({self.heads} heads)" if self.heads > 1 else ""
+        return f"text: {self.pooling} pooling{heads} of the encoder's token states"
 
     def fingerprint(self) -> str:
         """The encoder's and the pooling's weights, and `representation`."""
@@ -315,8 +323,8 @@ class TextRepresenter(Representer[str]):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         if self.pooling == "mean":
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        scores = self.scorer(hidden).masked_fill(mask == 0, float("-inf"))
-        return (torch.softmax(scores, dim=1) * hidden).sum(1)
+        scores = self.scorer(hidden).masked_fill(mask == 0, float("-inf"))  # (B, L, heads)
+        return torch.einsum("blh,bld->bhd", torch.softmax(scores, dim=1), hidden).flatten(1)
 
     def place(self, out: np.ndarray, units: list[list[int]], idx: list[int], rows: np.ndarray) -> None:
         out[idx] = rows
@@ -326,6 +334,6 @@ class TextRepresenter(Representer[str]):
 
         self.encoder.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
-        write_json(path / POOLING_FILE, {"pooling": self.pooling, "max_length": self.max_length})
+        write_json(path / POOLING_FILE, {"pooling": self.pooling, "max_length": self.max_length, "heads": self.heads})
         if self.pooling == "weighted":
             save_file({k: v.contiguous() for k, v in self.scorer.state_dict().items()}, str(path / POOLING_WEIGHTS))

@@ -56,6 +56,18 @@ def relation_report(gold: list[str], pred: list[str], negative: str | None = Non
     return report
 
 
+def macro_prf(gold: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:
+    """Zero-shot scores as ZS-BERT and RE-Matching report them: macro precision and recall are the
+    means over the gold relations of their per-relation precision and recall, and macro-F1 is their
+    harmonic mean (`gold`, `pred`: ids into `names`)."""
+    report = relation_report([names[i] for i in gold], [names[i] for i in pred])
+    per = report["per_relation"]
+    p = float(np.mean([v["precision"] for v in per.values()]))
+    r = float(np.mean([v["recall"] for v in per.values()]))
+    return {"macro_precision": p, "macro_recall": r, "macro_f1": 2 * p * r / (p + r) if p + r else 0.0,
+            "accuracy": report["accuracy"], "per_relation": per}
+
+
 def is_semeval(labels: set[str]) -> bool:
     """SemEval-2010 Task 8 labels: directed `Cause-Effect(e1,e2)` style plus `Other`."""
     directed = [x for x in labels if _SEMEVAL.match(x)]

@@ -1,0 +1,7 @@
+"""Zero-shot relation extraction from relation descriptions (EMMA): dual-tower recall, cross-encoder, abstain."""
+
+from knnie.tasks.zeroshot.model import ZeroShotConfig, ZeroShotPrediction, ZeroShotRelationExtractor
+from knnie.tasks.zeroshot.train import ZeroShotTrainConfig, train_zeroshot
+
+__all__ = ["ZeroShotConfig", "ZeroShotPrediction", "ZeroShotRelationExtractor", "ZeroShotTrainConfig",
+           "train_zeroshot"]
