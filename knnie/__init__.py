@@ -31,11 +31,12 @@ from knnie.memory import KnnParams, Memory
 from knnie.tasks.ner import EntityRecognizer, NERPrediction, train_ner
 from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, train
 from knnie.tasks.registry import load
+from knnie.tasks.zeroshot import ZeroShotRelationExtractor, ZeroShotTrainConfig, train_zeroshot
 
 __all__ = [
     "NO_RELATION", "DataError", "Document", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError",
     "Memory", "NERPrediction", "Neighbour", "Relation", "RelationExample", "RelationExtractor", "RelationPrediction",
-    "Span", "TaggedSentence", "TrainConfig", "example_from_text", "load", "read_documents", "read_relations",
-    "read_sentences", "read_tagged", "train", "train_ner",
+    "Span", "TaggedSentence", "TrainConfig", "ZeroShotRelationExtractor", "ZeroShotTrainConfig", "example_from_text",
+    "load", "read_documents", "read_relations", "read_sentences", "read_tagged", "train", "train_ner", "train_zeroshot",
 ]
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
     knnie_config.json   the task's config, its format version and the sha256 of every other model file
     encoder/            encoder weights, tokenizer and their configs
+    cross_encoder/      (zero-shot models) the cross-encoder, likewise
     head.safetensors    the linear classifier (none in a headless model: its config says "head": false)
     memories/<name>/    one directory per memory, with checksums of its own (`knnie.memory.memory`)
 
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "knnie_config.json"
 HEAD_FILE = "head.safetensors"
 MEMORIES = "memories"
-MODEL_FILES = ("encoder", HEAD_FILE, CONFIG_FILE, MEMORIES)  # what a save writes; anything else is the user's
+ENCODERS = ("encoder", "cross_encoder")  # every model has the first; a zero-shot model also the second
+MODEL_FILES = (*ENCODERS, HEAD_FILE, CONFIG_FILE, MEMORIES)  # what a save writes; anything else is the user's
 FORMAT_VERSION = 2  # 2: format_version and checksums recorded
 
 
@@ -79,7 +81,7 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise DataError(f"says the model has no classifier head, but its checksums list {HEAD_FILE}: the directory "
                         "mixes files of different models", path=config_path, field="head")
     verify_files(path, checksums, "the model directory is damaged: re-save or retrain the model")
-    foreign = [f for f in sorted((path / "encoder").rglob("*"))
+    foreign = [f for enc in ENCODERS for f in sorted((path / enc).rglob("*"))
                if f.is_file() and not f.name.startswith(".") and f.relative_to(path).as_posix() not in checksums]
     if foreign:
         raise DataError("file was not written with this model (not in its checksums); remove it", path=foreign[0])

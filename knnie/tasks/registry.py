@@ -12,13 +12,16 @@ from knnie.tasks.base import MemoryAugmentedModel
 from knnie.tasks.model_dir import CONFIG_FILE
 from knnie.tasks.ner import EntityRecognizer
 from knnie.tasks.re import RelationExtractor
+from knnie.tasks.zeroshot import ZeroShotRelationExtractor
 
-TASKS: dict[str, type[MemoryAugmentedModel]] = {cls.task: cls for cls in (RelationExtractor, EntityRecognizer)}
+Front = MemoryAugmentedModel | ZeroShotRelationExtractor
+TASKS: dict[str, type[Front]] = {cls.task: cls for cls in (RelationExtractor, EntityRecognizer,
+                                                           ZeroShotRelationExtractor)}
 
 
-def load(path: str | Path, memories: bool = True, device: str | torch.device = "auto") -> MemoryAugmentedModel:
-    """The model saved in `path`, as the front class of its task (RelationExtractor, EntityRecognizer),
-    on `device`."""
+def load(path: str | Path, memories: bool = True, device: str | torch.device = "auto") -> Front:
+    """The model saved in `path`, as the front class of its task (RelationExtractor, EntityRecognizer,
+    ZeroShotRelationExtractor), on `device`."""
     path = Path(path)
     recover(path)
     raw = read_json(path / CONFIG_FILE, "knnie model config")
