@@ -4,11 +4,12 @@ names the file and the entry (line, record or key)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from knnie import DataError, RelationType, read_relation_types
+from knnie import DataError, RelationType, read_relation_types, read_relations
 from tests.helpers import write_lines
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -161,3 +162,19 @@ def test_bad_input_names_file_and_entry(tmp_path, name, lines, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match=r"absent\.json: file not found"):
         read_relation_types(tmp_path / "absent.json")
+
+
+# -- the shipped zero-shot sample -------------------------------------------------------------------
+def test_the_shipped_sample_has_seen_held_out_and_unseen_relations():
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    splits = {name: read_relations(sample / "zeroshot" / f"{name}.jsonl") for name in ("train", "dev", "test")}
+    counts = {name: Counter(ex.label for ex in examples) for name, examples in splits.items()}
+    assert {name: (len(c), set(c.values())) for name, c in counts.items()} == {
+        "train": (8, {30}), "dev": (3, {15}), "test": (5, {15})}
+    train, dev, test = (set(c) for c in counts.values())
+    assert not (train & dev or train & test or dev & test)
+    relations = read_relation_types(sample / "zeroshot" / "relations.json")
+    assert {r.id for r in relations} == train | dev | test and len(relations) == 16
+    texts = [ex.text for examples in splits.values() for ex in examples]
+    fewrel8 = {ex.text for path in (sample / "fewrel8").glob("*.jsonl") for ex in read_relations(path)}
+    assert len(fewrel8) == 720 and len(set(texts)) == len(texts) == 360 and not fewrel8 & set(texts)
