@@ -18,10 +18,12 @@ from knnie.data import (
     Neighbour,
     Relation,
     RelationExample,
+    RelationType,
     Span,
     TaggedSentence,
     example_from_text,
     read_documents,
+    read_relation_types,
     read_relations,
     read_sentences,
     read_tagged,
@@ -36,7 +38,8 @@ from knnie.tasks.zeroshot import ZeroShotRelationExtractor, ZeroShotTrainConfig,
 __all__ = [
     "NO_RELATION", "DataError", "Document", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError",
     "Memory", "NERPrediction", "Neighbour", "Relation", "RelationExample", "RelationExtractor", "RelationPrediction",
-    "Span", "TaggedSentence", "TrainConfig", "ZeroShotRelationExtractor", "ZeroShotTrainConfig", "example_from_text",
-    "load", "read_documents", "read_relations", "read_sentences", "read_tagged", "train", "train_ner", "train_zeroshot",
+    "RelationType", "Span", "TaggedSentence", "TrainConfig", "ZeroShotRelationExtractor", "ZeroShotTrainConfig",
+    "example_from_text", "load", "read_documents", "read_relation_types", "read_relations", "read_sentences",
+    "read_tagged", "train", "train_ner", "train_zeroshot",
 ]
 __version__ = "0.1.0"
