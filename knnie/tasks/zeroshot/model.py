@@ -301,8 +301,10 @@ class ZeroShotRelationExtractor:
     # -- scoring ---------------------------------------------------------------------------
     @torch.no_grad()
     def scores(self, examples: list[RelationExample], relations: list[RelationType],
-               support: list[RelationExample] = (), top_k: int | None = None, batch_size: int = 64) -> Scores:
-        """Recall every relation for every instance, keep the top k, and score those with the cross-encoder."""
+               support: list[RelationExample] = (), top_k: int | None = None, batch_size: int = 64,
+               rerank: bool = True) -> Scores:
+        """Recall every relation for every instance, keep the top k, and score those with the
+        cross-encoder (without `rerank`, the recall stage alone: p_cross is 0 and fused = p_recall)."""
         k = min(top_k or self.config.top_k, len(relations))
         check_count(k, 1, "top_k")
         self.module.eval()
@@ -316,6 +318,8 @@ class ZeroShotRelationExtractor:
         top = np.argsort(-recall, axis=1, kind="stable")[:, :k]
         chosen = np.take_along_axis(recall, top, 1)
         p_recall = _softmax(chosen / self.config.temperature)
+        if not rerank:
+            return Scores(relations, recall, top, p_recall, np.zeros((n, k + 1)), p_recall, search, index)
         logits = self._cross(units, [[relations[j].text for j in row] for row in top], batch_size)
         p_cross = _softmax(np.concatenate([logits, np.zeros((n, 1))], axis=1))
         fused = self.config.fusion * p_recall + (1 - self.config.fusion) * p_cross[:, :k]
