@@ -104,3 +104,28 @@ def test_knn_speed(tmp_path: Path) -> None:
                              "40", "--repeats", "1", "--out-dir", str(tmp_path)])
     assert any("auto → hnsw" in r["method"] for r in report["rows"])  # 60k keys: above the flat limit
     check_results(tmp_path / "knn_speed.json")
+
+
+def test_zeroshot(tmp_path: Path) -> None:
+    import torch
+    import zeroshot
+
+    before = torch.get_num_threads()  # the script sets the thread count for the whole process
+    args = ["--m", "5", "--splits", "ori", "--train-per-relation", "1", "--limit", "8", "--dev-per-relation", "3",
+            "--test-per-relation", "2", "--speed-m", "5", "--speed-instances", "4", "--speed-sizes", "5", "20",
+            "--repeats", "1", "--threads", "1", "--out-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs")]
+    try:
+        first = zeroshot.main(args)
+        again = zeroshot.main(args)  # resumes: the split's run and the timings are read back, nothing is trained
+    finally:
+        torch.set_num_threads(before)
+    report = check_results(tmp_path / "zeroshot.json")
+    assert again["rows"] == first["rows"]
+    run = report["per_split"][0]
+    assert run["sizes"] == {"train": 8, "dev": 15, "test": 10}  # 5 unseen relations × 2, their support set apart
+    f1 = {r["method"]: r["mean"] for r in report["rows"] if (r["setting"], r["metric"]) == ("m=5 unseen", "macro F1")}
+    assert f1["EMMA fusion"] == pytest.approx(100 * run["k0"]["fused"]["macro_f1"])
+    methods = {r["method"] for r in report["rows"]}
+    assert {"off the shelf (untrained encoder, cosine)", "EMMA fusion, abstain off",
+            "(c) cross-encoder over all 5 relations"} <= methods
+    assert report["speed"]["sizes"] == [5, 20]
