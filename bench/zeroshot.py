@@ -125,7 +125,7 @@ def scored(model: ZeroShotRelationExtractor, test: list[RelationExample], relati
     else:
         gold = model.gold_ids(test, relations)
         s = model.scores(test, relations, support, rerank=False)
-        out = {"recall": macro_prf(gold, s.recall.argmax(1), [r.id for r in relations]),
+        out = {"recall": macro_prf(gold, s.p_all.argmax(1), [r.id for r in relations]),
                f"recall@{s.top.shape[1]}": s.recall_at(gold)}
     for stage in ("recall", "fused"):
         if stage in out:

@@ -56,7 +56,8 @@ class ZeroShotConfig:
     entity_types: list[str] = field(default_factory=list)
     max_length: int = 256
     top_k: int = 3  # relations the recall stage passes to the cross-encoder
-    temperature: float = 0.05  # τ of InfoNCE, and of p_recall = softmax(cos / τ) over the top k
+    temperature: float = 0.05  # τ of InfoNCE, and of the recall stage's softmax(cos / τ)
+    support_weight: float = 0.5  # weight of the support examples' vote in the recall stage, when there are some
     fusion: float = 0.5  # weight of p_recall in the fused score
     abstain_threshold: float | None = None  # fused score below which the answer is none (from `calibrate`)
     calibration: dict[str, Any] = field(default_factory=dict)  # what the threshold was chosen on, and its score
@@ -71,7 +72,7 @@ class Candidate:
 
     id: str
     name: str
-    recall: float  # cosine of the instance with the relation's best entry
+    recall: float  # cosine of the instance with the relation's description
     cross: float  # p of the cross-encoder (softmax over the candidates and none)
     fused: float
 
@@ -102,9 +103,10 @@ class Scores:
     """Both stages' scores of n instances against m relations (`relations`, in index order)."""
 
     relations: list[RelationType]
-    recall: np.ndarray  # (n, m) cosine of each instance with each relation's best entry
+    recall: np.ndarray  # (n, m) cosine of each instance with each relation's description
+    p_all: np.ndarray  # (n, m) the recall stage's p: softmax(cos / τ), mixed with the support examples' vote
     top: np.ndarray  # (n, k) relation indices of the recall stage's top k, best first
-    p_recall: np.ndarray  # (n, k) softmax(cos / τ) over the top k
+    p_recall: np.ndarray  # (n, k) p_all over the top k, renormalised
     p_cross: np.ndarray  # (n, k + 1) the cross-encoder's softmax over the top k and none (last)
     fused: np.ndarray  # (n, k)
     search: tuple[np.ndarray, np.ndarray]  # the index search behind `recall` (distances, entry ids)
@@ -314,16 +316,23 @@ class ZeroShotRelationExtractor:
         for idx, batch in self.module.instance.batches(units, batch_size):
             queries[idx] = self.module.instance(**to_device(batch, self.device)).cpu().numpy()
         search = index.search(queries, len(index), exact=True)
-        recall = _best_per_relation(search, index, [r.id for r in relations])
-        top = np.argsort(-recall, axis=1, kind="stable")[:, :k]
-        chosen = np.take_along_axis(recall, top, 1)
-        p_recall = _softmax(chosen / self.config.temperature)
+        ids = [r.id for r in relations]
+        described = index.source_ids == index.sources.index(DESCRIPTIONS)
+        recall = _best_per_relation(search, index, ids, described)
+        p_all = _softmax(recall / self.config.temperature)
+        if support:  # the examples' kNN vote, mixed in as a memory is in kNN-RE
+            shown = _best_per_relation(search, index, ids, ~described)
+            p_all = (1 - self.config.support_weight) * p_all + self.config.support_weight * _softmax(
+                shown / self.config.temperature)
+        top = np.argsort(-p_all, axis=1, kind="stable")[:, :k]
+        chosen = np.take_along_axis(p_all, top, 1)
+        p_recall = chosen / chosen.sum(1, keepdims=True)
         if not rerank:
-            return Scores(relations, recall, top, p_recall, np.zeros((n, k + 1)), p_recall, search, index)
+            return Scores(relations, recall, p_all, top, p_recall, np.zeros((n, k + 1)), p_recall, search, index)
         logits = self._cross(units, [[relations[j].text for j in row] for row in top], batch_size)
         p_cross = _softmax(np.concatenate([logits, np.zeros((n, 1))], axis=1))
         fused = self.config.fusion * p_recall + (1 - self.config.fusion) * p_cross[:, :k]
-        return Scores(relations, recall, top, p_recall, p_cross, fused, search, index)
+        return Scores(relations, recall, p_all, top, p_recall, p_cross, fused, search, index)
 
     def _cross(self, units: EncodedBatch, texts: list[list[str]], batch_size: int) -> np.ndarray:
         """Cross-encoder scores (n, k) of each instance with each of its k description texts."""
@@ -431,7 +440,7 @@ class ZeroShotRelationExtractor:
         s = self.scores(examples, relations, support, top_k, batch_size)
         fused = s.top[np.arange(len(gold)), s.fused.argmax(1)]
         names = [r.id for r in relations]
-        return {"recall": macro_prf(gold, s.recall.argmax(1), names),
+        return {"recall": macro_prf(gold, s.p_all.argmax(1), names),
                 "fused": macro_prf(gold, fused, names),
                 f"recall@{s.top.shape[1]}": s.recall_at(gold), "instances": len(gold), "relations": len(relations)}
 
@@ -494,16 +503,19 @@ def choose_threshold(best_in: np.ndarray, right: np.ndarray, best_out: np.ndarra
     return float(grid[i]), float(f1[i])
 
 
-def _best_per_relation(search: tuple[np.ndarray, np.ndarray], index: Memory, relation_ids: list[str]) -> np.ndarray:
-    """(n, m) cosine of each query with each relation's nearest entry (a description or an example),
-    relations in the order of `relation_ids` (the index's labels)."""
+def _best_per_relation(search: tuple[np.ndarray, np.ndarray], index: Memory, relation_ids: list[str],
+                       entries: np.ndarray) -> np.ndarray:
+    """(n, m) cosine of each query with each relation's nearest entry among `entries` (a mask over
+    the index: its descriptions, or its examples), relations in the order of `relation_ids`;
+    -inf for a relation with no such entry."""
     dist, ids = search
+    keep = entries[ids]
     cos = 1.0 - dist.astype(np.float64) / 2.0
     position = {label: i for i, label in enumerate(relation_ids)}
     labels = np.array([position[label] for label in index.labels])[index.values[ids]]
     out = np.full((len(dist), len(relation_ids)), -np.inf)
-    rows = np.repeat(np.arange(len(dist)), dist.shape[1])
-    np.maximum.at(out, (rows, labels.ravel()), cos.ravel())
+    rows = np.repeat(np.arange(len(dist)), dist.shape[1]).reshape(dist.shape)
+    np.maximum.at(out, (rows[keep], labels[keep]), cos[keep])
     return out
 
 
@@ -530,6 +542,8 @@ def _check(config: ZeroShotConfig, path: Path | None = None) -> None:
     checks = (("top_k", isinstance(config.top_k, int) and config.top_k >= 1, "an integer ≥ 1"),
               ("temperature", isinstance(config.temperature, int | float) and config.temperature > 0, "a number > 0"),
               ("fusion", isinstance(config.fusion, int | float) and 0 <= config.fusion <= 1, "a number in [0, 1]"),
+              ("support_weight", isinstance(config.support_weight, int | float) and 0 <= config.support_weight <= 1,
+               "a number in [0, 1]"),
               ("abstain_threshold", config.abstain_threshold is None or (
                   isinstance(config.abstain_threshold, int | float) and 0 <= config.abstain_threshold <= 1),
                "null or a number in [0, 1]"))
