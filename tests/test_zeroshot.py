@@ -397,6 +397,18 @@ def test_cli_train_holds_out_three_relations_without_dev(tmp_path: Path) -> None
     assert (out / "memories" / "descriptions" / "memory.json").is_file()  # calibration encoded dev's descriptions
 
 
+@pytest.mark.slow
+def test_cli_train_with_too_few_relations_to_hold_out_trains_without_dev(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "model"
+    result = knnie("zeroshot", "train", "--train", sample_subset(tmp_path / "train.jsonl", 4, 3), "--relations",
+                   SAMPLE / "relations.json", "--out", out, "--epochs", "1")
+    assert "training without dev, the abstain threshold is uncalibrated" in caplog.text
+    assert "no dev set: the last epoch is kept" in said(result) and "abstain threshold" not in result.output
+    assert json.loads((out / "knnie_config.json").read_text())["abstain_threshold"] is None
+    assert json.loads((out / "training.json").read_text())["dev"] is None
+
+
 def test_cli_train_refuses_bad_relations_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     sample_subset(tmp_path / "train.jsonl", 5, 2)
