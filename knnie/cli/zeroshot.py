@@ -131,7 +131,7 @@ def predict_command(
         out.print(f"\n[bold]{escape(row['text'])}[/]\n  head: {escape(row['head']['text'])}   "
                   f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
         for c in row["candidates"]:
-            out.print(f"    {c['id']:<8} {c['name'][:40]:<40} recall {c['recall']:.3f}  cross {c['cross']:.3f}  "
+            out.print(f"    {c['id']:<7} {c['name'][:26]:<26} recall {c['recall']:.3f}  cross {c['cross']:.3f}  "
                       f"fused {c['fused']:.3f}", highlight=False, markup=False)
     unanswered = sum(p.label is None for p in predictions)
     console.print(f"{len(rows)} predictions written to {output} ({unanswered} none)", highlight=False)
