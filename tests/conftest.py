@@ -16,12 +16,14 @@ from knnie import RelationExample, RelationExtractor, TrainConfig, read_relation
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "fewrel8"
 # modules whose tests train models or run whole workflows; `pytest -m "not slow"` leaves them out
 SLOW_MODULES = {"test_cli", "test_ner_workflow", "test_bench_smoke", "test_foundation"}
+# fixtures that train a model: a test using one, directly or through another fixture, is slow
+TRAINING_FIXTURES = {"trained", "trained_zs"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark as slow every test that trains: those of SLOW_MODULES and those using the trained model."""
+    """Mark as slow every test that trains: those of SLOW_MODULES and those using a trained model."""
     for item in items:
-        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or "trained" in item.fixturenames:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES or TRAINING_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
 
 

@@ -51,12 +51,15 @@ def load_relations(path: Path, what: str) -> list[RelationExample]:
     return examples
 
 
-def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train_path: Path, dev_path: Path,
-                  size: str, metric: str) -> None:
+def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train_path: Path,
+                  dev_path: Path | str | None, size: str, metric: str) -> None:
     """Write training.json beside the saved model and say which epoch was kept (`size`:
-    "8 labels", `metric`: what dev_f1 measures)."""
-    write_json(out_dir / "training.json", {"config": asdict(config), "history": history,
-                                           "train": str(train_path), "dev": str(dev_path)})
+    "8 labels", `metric`: what dev_f1 measures; `dev_path` None: no dev set, the last epoch)."""
+    write_json(out_dir / "training.json", {"config": asdict(config), "history": history, "train": str(train_path),
+                                           "dev": None if dev_path is None else str(dev_path)})
+    if dev_path is None:
+        console.print(f"saved {out_dir} ({size}); no dev set: the last epoch is kept", highlight=False)
+        return
     best = max(history, key=lambda h: h.get("dev_f1", 0.0))
     console.print(f"saved {out_dir} ({size}); best dev {metric} {best.get('dev_f1', 0):.4f} "
                   f"at epoch {best['epoch']}", highlight=False)

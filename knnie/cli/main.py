@@ -1,10 +1,10 @@
-"""The `knnie` command: train → memory build → tune → evaluate → predict."""
+"""The `knnie` command: train → memory build → tune → evaluate → predict (and `ner`, `ds`, `zeroshot`)."""
 
 from __future__ import annotations
 
 import typer
 
-from knnie.cli import ds, evaluate, memory, ner, predict, train, tune
+from knnie.cli import ds, evaluate, memory, ner, predict, train, tune, zeroshot
 
 app = typer.Typer(
     help="knnie: relation extraction that consults a memory of labelled examples (kNN-RE).",
@@ -17,6 +17,7 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
 app.add_typer(ds.app, name="ds")
 app.add_typer(ner.app, name="ner")
+app.add_typer(zeroshot.app, name="zeroshot")
 
 if __name__ == "__main__":
     app()

@@ -45,6 +45,7 @@ CROSS_DIR = "cross_encoder"
 CACHE = "descriptions"  # the memory that caches description vectors by text
 DESCRIPTIONS, SUPPORT = "descriptions", "support"  # sources of a relation index's entries
 NONE = "none of these"
+CALIBRATION_RELATIONS = 3  # held-out relations calibrating abstain needs, at least
 
 
 @dataclass
@@ -451,8 +452,9 @@ class ZeroShotRelationExtractor:
         (the right answer is then none); the threshold with the best micro-F1 over both (none
         excluded) is kept in the config."""
         gold = self.gold_ids(examples, relations)
-        if len(relations) < 3:
-            raise KnnieError(f"calibrating abstain needs held-out relations, 3 or more; got {len(relations)}")
+        if len(relations) < CALIBRATION_RELATIONS:
+            raise KnnieError(f"calibrating abstain needs held-out relations, {CALIBRATION_RELATIONS} or more; "
+                             f"got {len(relations)}")
         inside = self.scores(examples, relations, batch_size=batch_size)
         right = inside.top[np.arange(len(gold)), inside.fused.argmax(1)] == gold
         best_in = inside.fused.max(1)

@@ -11,6 +11,7 @@ fixed score 0, which teaches the cross-encoder absolute scores to abstain with.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -22,7 +23,9 @@ from knnie.data.descriptions import RelationType
 from knnie.data.schema import RelationExample
 from knnie.errors import KnnieError
 from knnie.tasks.training import TrainConfig, check_classes, fit, seed_everything
-from knnie.tasks.zeroshot.model import ZeroShotRelationExtractor, pair_ids
+from knnie.tasks.zeroshot.model import CALIBRATION_RELATIONS, ZeroShotRelationExtractor, pair_ids
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,8 +47,8 @@ def train_zeroshot(model: ZeroShotRelationExtractor, train: list[RelationExample
                    dev: list[RelationExample] = (), dev_relations: list[RelationType] = (),
                    config: ZeroShotTrainConfig = ZeroShotTrainConfig(), show_progress: bool = False) -> list[dict]:
     """Train on `train` (labels: ids of `relations`); with `dev` (instances of held-out relations
-    `dev_relations`, none of them trained on) the best epoch by dev macro-F1 is kept and the abstain
-    threshold is calibrated on them."""
+    `dev_relations`, none of them trained on) the best epoch by dev macro-F1 is kept and, when they
+    are `CALIBRATION_RELATIONS` or more, the abstain threshold is calibrated on them."""
     seed_everything(config.seed)
     check_classes({ex.label for ex in train}, set(), "relations", 2)
     gold = model.gold_ids(train, relations)
@@ -53,6 +56,10 @@ def train_zeroshot(model: ZeroShotRelationExtractor, train: list[RelationExample
     if dev and overlap:
         raise KnnieError(f"dev relations must be held out from training; {', '.join(sorted(overlap))} are in both")
     dev_gold = model.gold_ids(list(dev), list(dev_relations)) if dev else None
+    calibrate = len(dev_relations) >= CALIBRATION_RELATIONS
+    if dev and not calibrate:
+        log.warning("dev has %d relations, fewer than the %d calibrating abstain needs: the abstain threshold "
+                    "stays uncalibrated", len(dev_relations), CALIBRATION_RELATIONS)
     used = sorted(set(gold.tolist()))
     module, k = model.module, model.config.top_k
     units = module.instance.prepare(train)[0]
@@ -66,10 +73,9 @@ def train_zeroshot(model: ZeroShotRelationExtractor, train: list[RelationExample
         chosen = own + rng.sample(others, min(len(others), max(0, config.relations_per_step - len(own))))
         desc = model.tokenizer.pad({"input_ids": [described["input_ids"][j] for j in chosen]}, return_tensors="pt")
         keys = module.describe(desc["input_ids"].to(model.device), desc["attention_mask"].to(model.device))
-        cos = F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).T
         where = {j: c for c, j in enumerate(chosen)}
         target = torch.tensor([where[int(gold[i])] for i in idx], device=model.device)
-        recall_loss = F.cross_entropy(cos / model.config.temperature, target)
+        recall_loss, cos = info_nce(queries, keys, target, model.config.temperature)
         pairs, heads, tails, labels = [], [], [], []
         ranked = cos.detach().masked_fill(F.one_hot(target, len(chosen)).bool(), -2.0).argsort(1, descending=True)
         width = min(k, len(chosen) - 1)
@@ -101,6 +107,27 @@ def train_zeroshot(model: ZeroShotRelationExtractor, train: list[RelationExample
                                                         seed=config.seed + epoch, buckets=config.length_buckets),
                   loss, dev_score if dev else None, config, show_progress)
     model.weights_changed()
-    if dev:
+    if dev and calibrate:
         model.calibrate(list(dev), list(dev_relations))
     return history
+
+
+def hold_out(examples: list[RelationExample], count: int, seed: int
+             ) -> tuple[list[RelationExample], list[RelationExample]]:
+    """Split `examples` by relation into (train, dev): the examples of `count` relations, chosen at
+    random (seeded), become dev, for the best epoch and the abstain calibration when there is no
+    dev set; dev is empty when that would leave fewer than 2 relations to train on."""
+    ids = sorted({ex.label for ex in examples if ex.label is not None})
+    if len(ids) < count + 2:
+        return list(examples), []
+    held = set(random.Random(seed).sample(ids, count))
+    return [ex for ex in examples if ex.label not in held], [ex for ex in examples if ex.label in held]
+
+
+def info_nce(queries: torch.Tensor, keys: torch.Tensor, target: torch.Tensor, temperature: float
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recall loss: cross-entropy of softmax(cos / τ) of each query (n, d) over the keys (m, d),
+    the right key of query i being `target[i]`; also the (n, m) cosines, which rank the hard
+    negatives the cross-encoder trains on."""
+    cos = F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).T
+    return F.cross_entropy(cos / temperature, target), cos
