@@ -148,14 +148,19 @@ def test_best_per_relation_keeps_each_relations_nearest_entry() -> None:
     # a search of 3 entries for 2 queries; squared distances of unit vectors are 2 − 2·cos
     cos = np.array([[0.9, 0.8, 0.5], [1.0, 0.7, -0.5]])
     search = ((2 - 2 * cos).astype(np.float32), np.array([[2, 0, 1], [3, 1, 0]]))
-    best = _best_per_relation(search, relation_memory(), ["C", "A", "B"])  # relations in another order
+    every = np.ones(4, bool)
+    best = _best_per_relation(search, relation_memory(), ["C", "A", "B"], every)  # relations in another order
     np.testing.assert_allclose(best, [[-np.inf, 0.5, 0.9], [1.0, 0.7, -0.5]], atol=1e-6)
+    # only entries 0, 1 and 3 (the second B left out): the first query's best B is then entry 0
+    some = np.array([True, True, False, True])
+    best = _best_per_relation(search, relation_memory(), ["C", "A", "B"], some)
+    np.testing.assert_allclose(best, [[-np.inf, 0.5, 0.8], [1.0, 0.7, -0.5]], atol=1e-6)
 
 
 def test_best_per_relation_of_a_real_search_is_the_max_cosine() -> None:
     index = relation_memory()
     best = _best_per_relation(index.search(np.array([[1.0, 0.0]], np.float32), 4, exact=True), index,
-                              ["A", "B", "C"])
+                              ["A", "B", "C"], np.ones(4, bool))
     np.testing.assert_allclose(best, [[0.0, 1.0, -1.0]], atol=1e-6)  # B: max(cos 1, cos 45° = 0.71)
 
 
