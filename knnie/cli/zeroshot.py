@@ -120,8 +120,8 @@ def predict_command(
     model = ZeroShotRelationExtractor.from_pretrained(model_dir, device=device)
     relations = load_relation_types(relations_path, "relations")
     examples = load_relations(input, "input")
-    examples_of = load_relations(support, "support") if support else []
-    predictions = model.predict(examples, relations, examples_of, top_k, abstain, neighbours, batch_size)
+    support_set = load_relations(support, "support") if support else []
+    predictions = model.predict(examples, relations, support_set, top_k, abstain, neighbours, batch_size)
     keep_cache(model, model_dir, relations)
     rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]
     write_jsonl(output, rows)
@@ -155,8 +155,8 @@ def evaluate_command(
     model = ZeroShotRelationExtractor.from_pretrained(model_dir, device=device)
     relations = load_relation_types(relations_path, "relations")
     examples = load_relations(data, "test")
-    examples_of = load_relations(support, "support") if support else []
-    report = model.evaluate(examples, relations, examples_of, top_k, batch_size)
+    support_set = load_relations(support, "support") if support else []
+    report = model.evaluate(examples, relations, support_set, top_k, batch_size)
     keep_cache(model, model_dir, relations)
     table = Table(title=f"{data}: {report['instances']} instances, {report['relations']} relations")
     for col in ("stage", "macro P", "macro R", "macro F1", "accuracy"):

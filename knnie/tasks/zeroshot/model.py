@@ -360,9 +360,9 @@ class ZeroShotRelationExtractor:
 
     # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], relations: list[RelationType],
-                examples_of: list[RelationExample] = (), top_k: int | None = None, abstain: str | float = "auto",
+                support: list[RelationExample] = (), top_k: int | None = None, abstain: str | float = "auto",
                 neighbours: int = 3, batch_size: int = 64) -> list[ZeroShotPrediction]:
-        """The relation of each instance among `relations` (described; `examples_of` adds labelled
+        """The relation of each instance among `relations` (described; `support` adds labelled
         examples of them to the same memory), or none: `abstain` is "auto" (the calibrated threshold),
         "off", or a threshold on the fused score. Instances whose entities do not fit the encoder get
         no answer, with the reason."""
@@ -372,7 +372,7 @@ class ZeroShotRelationExtractor:
         if unfit:
             log.warning("no prediction: %s", refusal(unfit, examples, self.config.max_length))
         fit = [ex for i, ex in enumerate(examples) if i not in unfit]
-        answers = iter(self._answers(fit, relations, examples_of, top_k, threshold, neighbours, batch_size)
+        answers = iter(self._answers(fit, relations, support, top_k, threshold, neighbours, batch_size)
                        if fit else [])
         return [ZeroShotPrediction(None, None, [], [], str(unfit[i])) if i in unfit else next(answers)
                 for i in range(len(examples))]
