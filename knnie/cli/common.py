@@ -51,6 +51,14 @@ def load_relations(path: Path, what: str) -> list[RelationExample]:
     return examples
 
 
+def show_instance(row: dict[str, Any], verdict: str) -> None:
+    """Print one prediction row's sentence, head, tail and `verdict` (rich markup)."""
+    from rich.markup import escape
+
+    out.print(f"\n[bold]{escape(row['text'])}[/]\n  head: {escape(row['head']['text'])}   "
+              f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
+
+
 def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train_path: Path,
                   dev_path: Path | str | None, size: str, metric: str) -> None:
     """Write training.json beside the saved model and say which epoch was kept (`size`:

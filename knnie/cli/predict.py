@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from knnie.cli.common import command, console, load_relations, out
+from knnie.cli.common import command, console, load_relations, out, show_instance
 from knnie.cli.options import BatchSize, Device
 from knnie.cli.outputs import check_output
 from knnie.io import write_jsonl
@@ -36,8 +36,7 @@ def predict_command(
     for row in rows[:show]:
         verdict = (f"[green]{escape(row['prediction'])}[/] (p = {row['probability']:.3f})" if row["prediction"]
                    else f"[red]no prediction[/]: {escape(row['reason'])}")
-        out.print(f"\n[bold]{escape(row['text'])}[/]\n  head: {escape(row['head']['text'])}   "
-                  f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
+        show_instance(row, verdict)
         for n in row["neighbours"]:
             out.print(f"    d = {n['distance']:8.2f}  {n['label']:<28} {n['text'][:100]}", highlight=False,
                       markup=False)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from knnie.cli.common import command, console, load_relations, out, save_training
+from knnie.cli.common import command, console, load_relations, out, save_training, show_instance
 from knnie.cli.options import BatchSize, Device, Epochs, OutDir, Overwrite, ReportJson, Seed
 from knnie.cli.outputs import check_output
 from knnie.data import RelationExample, RelationType, read_relation_types
@@ -128,8 +128,7 @@ def predict_command(
     for row in rows[:show]:
         verdict = (f"[green]{escape(row['prediction'])}[/] (score {row['score']:.3f})" if row["prediction"]
                    else f"[red]none[/]: {escape(row['reason'])}")
-        out.print(f"\n[bold]{escape(row['text'])}[/]\n  head: {escape(row['head']['text'])}   "
-                  f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
+        show_instance(row, verdict)
         for c in row["candidates"]:
             out.print(f"    {c['id']:<7} {c['name'][:26]:<26} recall {c['recall']:.3f}  cross {c['cross']:.3f}  "
                       f"fused {c['fused']:.3f}", highlight=False, markup=False)
