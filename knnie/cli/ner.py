@@ -41,7 +41,7 @@ from knnie.encoders.words import CHAR_BILSTM
 from knnie.io import write_json, write_jsonl
 from knnie.tasks.model_dir import check_target
 from knnie.tasks.ner import EntityRecognizer, tag_set, train_ner
-from knnie.tasks.training import TrainConfig
+from knnie.tasks.training import TrainConfig, seed_everything
 
 app = typer.Typer(help="Named-entity recognition with a memory of training words (kNN-NER).", no_args_is_help=True)
 memory_app = typer.Typer(help="Build the word memories a NER model consults.", no_args_is_help=True)
@@ -78,6 +78,7 @@ def train_command(
     train_set = load_tagged(train_path, "train")
     dev_set = load_tagged(dev_path, "dev")
     tags = tag_set(train_set + dev_set)
+    seed_everything(seed)  # the new head and marker embeddings too, so --seed decides the whole run
     recognizer = EntityRecognizer.new(tags, encoder, train_set, max_length, device=target)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, head_lr=head_lr, seed=seed,
                          lr=lr if lr is not None else (2e-3 if encoder == CHAR_BILSTM else 5e-5))

@@ -12,6 +12,7 @@ from knnie.encoders import DEFAULT_ENCODER
 from knnie.encoders.device import resolve_device
 from knnie.tasks.model_dir import check_target
 from knnie.tasks.re import RelationExtractor, TrainConfig, train
+from knnie.tasks.training import seed_everything
 
 
 @command
@@ -38,6 +39,7 @@ def train_command(
     dev_set = load_relations(dev_path, "dev")
     labels = sorted({ex.label for ex in train_set + dev_set if ex.label is not None})
     types = sorted({s.type for ex in train_set for s in (ex.head, ex.tail) if s.type})
+    seed_everything(seed)  # the new head and marker embeddings too, so --seed decides the whole run
     extractor = RelationExtractor.new(labels, encoder, types, negative_label, max_length, device=target)
     history = train(extractor, train_set, dev_set, config, show_progress=True)
     extractor.save_pretrained(out, overwrite)

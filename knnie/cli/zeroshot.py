@@ -18,6 +18,7 @@ from knnie.encoders import DEFAULT_ENCODER
 from knnie.encoders.device import resolve_device
 from knnie.io import write_json, write_jsonl
 from knnie.tasks.model_dir import check_target
+from knnie.tasks.training import seed_everything
 from knnie.tasks.zeroshot import ZeroShotRelationExtractor, ZeroShotTrainConfig, hold_out, train_zeroshot
 from knnie.tasks.zeroshot.model import CALIBRATION_RELATIONS
 
@@ -83,6 +84,7 @@ def train_command(
             log.warning("no --dev and fewer than %d training relations to hold some out: training without dev, "
                         "the abstain threshold is uncalibrated (predict with --abstain off or a number)",
                         HELD_OUT + 2)
+    seed_everything(seed)  # the new head and marker embeddings too, so --seed decides the whole run
     model = ZeroShotRelationExtractor.new(encoder, top_k=top_k, device=target)
     train_relations = described(train_set, relations)
     history = train_zeroshot(model, train_set, train_relations, dev_set, described(dev_set, relations), config,
