@@ -123,7 +123,8 @@ def predict_command(
     relations = load_relation_types(relations_path, "relations")
     examples = load_relations(input, "input")
     support_set = load_relations(support, "support") if support else []
-    predictions = model.predict(examples, relations, support_set, top_k, abstain, neighbours, batch_size)
+    predictions = model.predict(examples, relations, support_set, top_k, abstain, neighbours, batch_size,
+                                show_progress=True)
     keep_cache(model, model_dir, relations)
     rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]
     write_jsonl(output, rows)
@@ -157,7 +158,7 @@ def evaluate_command(
     relations = load_relation_types(relations_path, "relations")
     examples = load_relations(data, "test")
     support_set = load_relations(support, "support") if support else []
-    report = model.evaluate(examples, relations, support_set, top_k, batch_size)
+    report = model.evaluate(examples, relations, support_set, top_k, batch_size, show_progress=True)
     keep_cache(model, model_dir, relations)
     table = Table(title=f"{data}: {report['instances']} instances, {report['relations']} relations")
     for col in ("stage", "macro P", "macro R", "macro F1", "accuracy"):

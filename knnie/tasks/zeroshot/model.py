@@ -38,6 +38,7 @@ from knnie.encoders.representer import RelationRepresenter, TextRepresenter
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
 from knnie.io import atomic_dir, read_safetensors, write_json
 from knnie.memory.memory import Memory
+from knnie.progress import track
 from knnie.tasks import model_dir
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ class ZeroShotRelationExtractor:
     @torch.no_grad()
     def scores(self, examples: list[RelationExample], relations: list[RelationType],
                support: list[RelationExample] = (), top_k: int | None = None, batch_size: int = 64,
-               rerank: bool = True) -> Scores:
+               rerank: bool = True, show_progress: bool = False) -> Scores:
         """Recall every relation for every instance, keep the top k, and score those with the
         cross-encoder (without `rerank`, the recall stage alone: p_cross is 0 and fused = p_recall)."""
         k = min(top_k or self.config.top_k, len(relations))
@@ -314,7 +315,8 @@ class ZeroShotRelationExtractor:
         index = self.relation_index(relations, support, batch_size)
         units, n = self.module.instance.prepare(examples)
         queries = np.zeros((n, self.module.instance.dim), np.float32)
-        for idx, batch in self.module.instance.batches(units, batch_size):
+        batches = self.module.instance.batches(units, batch_size)
+        for idx, batch in track(batches, "recall", len(batches), show_progress):
             queries[idx] = self.module.instance(**to_device(batch, self.device)).cpu().numpy()
         search = index.search(queries, len(index), exact=True)
         ids = [r.id for r in relations]
@@ -330,19 +332,20 @@ class ZeroShotRelationExtractor:
         p_recall = chosen / chosen.sum(1, keepdims=True)
         if not rerank:
             return Scores(relations, recall, p_all, top, p_recall, np.zeros((n, k + 1)), p_recall, search, index)
-        logits = self._cross(units, [[relations[j].text for j in row] for row in top], batch_size)
+        logits = self._cross(units, [[relations[j].text for j in row] for row in top], batch_size, show_progress)
         p_cross = _softmax(np.concatenate([logits, np.zeros((n, 1))], axis=1))
         fused = self.config.fusion * p_recall + (1 - self.config.fusion) * p_cross[:, :k]
         return Scores(relations, recall, p_all, top, p_recall, p_cross, fused, search, index)
 
-    def _cross(self, units: EncodedBatch, texts: list[list[str]], batch_size: int) -> np.ndarray:
+    def _cross(self, units: EncodedBatch, texts: list[list[str]], batch_size: int, show_progress: bool) -> np.ndarray:
         """Cross-encoder scores (n, k) of each instance with each of its k description texts."""
         n, k = len(texts), len(texts[0]) if texts else 0
         desc = dict(zip(sorted({t for row in texts for t in row}),
                         self.tokenizer(sorted({t for row in texts for t in row}))["input_ids"])) if n else {}
         pairs = [pair_ids(units.input_ids[i], desc[t], self.config.max_length) for i in range(n) for t in texts[i]]
         out = np.zeros(n * k, np.float64)
-        for idx in batch_order([len(p) for p in pairs], batch_size):
+        order = batch_order([len(p) for p in pairs], batch_size)
+        for idx in track(order, "cross-encoder", len(order), show_progress):
             batch = self.pair_batch([pairs[j] for j in idx], [units.head_pos[j // k] for j in idx],
                                     [units.tail_pos[j // k] for j in idx])
             out[idx] = self.module.cross_logits(to_device(batch, self.device)).double().cpu().numpy()
@@ -361,7 +364,7 @@ class ZeroShotRelationExtractor:
     # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], relations: list[RelationType],
                 support: list[RelationExample] = (), top_k: int | None = None, abstain: str | float = "auto",
-                neighbours: int = 3, batch_size: int = 64) -> list[ZeroShotPrediction]:
+                neighbours: int = 3, batch_size: int = 64, show_progress: bool = False) -> list[ZeroShotPrediction]:
         """The relation of each instance among `relations` (described; `support` adds labelled
         examples of them to the same memory), or none: `abstain` is "auto" (the calibrated threshold),
         "off", or a threshold on the fused score. Instances whose entities do not fit the encoder get
@@ -372,8 +375,8 @@ class ZeroShotRelationExtractor:
         if unfit:
             log.warning("no prediction: %s", refusal(unfit, examples, self.config.max_length))
         fit = [ex for i, ex in enumerate(examples) if i not in unfit]
-        answers = iter(self._answers(fit, relations, support, top_k, threshold, neighbours, batch_size)
-                       if fit else [])
+        answers = iter(self._answers(fit, relations, support, top_k, threshold, neighbours, batch_size,
+                                     show_progress) if fit else [])
         return [ZeroShotPrediction(None, None, [], [], str(unfit[i])) if i in unfit else next(answers)
                 for i in range(len(examples))]
 
@@ -397,8 +400,8 @@ class ZeroShotRelationExtractor:
 
     def _answers(self, examples: list[RelationExample], relations: list[RelationType],
                  support: list[RelationExample], top_k: int | None, threshold: float | None, neighbours: int,
-                 batch_size: int) -> list[ZeroShotPrediction]:
-        s = self.scores(examples, relations, support, top_k, batch_size)
+                 batch_size: int, show_progress: bool) -> list[ZeroShotPrediction]:
+        s = self.scores(examples, relations, support, top_k, batch_size, show_progress=show_progress)
         out = []
         for i in range(len(examples)):
             candidates = [Candidate(relations[j].id, relations[j].name, float(s.recall[i, j]),
@@ -427,8 +430,8 @@ class ZeroShotRelationExtractor:
         return np.array(out, dtype=np.int64)
 
     def evaluate(self, examples: list[RelationExample], relations: list[RelationType],
-                 support: list[RelationExample] = (), top_k: int | None = None, batch_size: int = 64
-                 ) -> dict[str, Any]:
+                 support: list[RelationExample] = (), top_k: int | None = None, batch_size: int = 64,
+                 show_progress: bool = False) -> dict[str, Any]:
         """Macro P/R/F1 over the relations of the recall stage alone and of the fused decision
         (every instance is assumed to express one of `relations`, as in the ZS-BERT protocol),
         and recall@k of the first stage."""
@@ -438,7 +441,7 @@ class ZeroShotRelationExtractor:
         refused = self.module.instance.too_long(examples)
         if refused:
             raise refusal(refused, examples, self.config.max_length)
-        s = self.scores(examples, relations, support, top_k, batch_size)
+        s = self.scores(examples, relations, support, top_k, batch_size, show_progress=show_progress)
         fused = s.top[np.arange(len(gold)), s.fused.argmax(1)]
         names = [r.id for r in relations]
         return {"recall": macro_prf(gold, s.p_all.argmax(1), names),
