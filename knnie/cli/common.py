@@ -51,10 +51,13 @@ def load_relations(path: Path, what: str) -> list[RelationExample]:
     return examples
 
 
-def show_instance(row: dict[str, Any], verdict: str) -> None:
-    """Print one prediction row's sentence, head, tail and `verdict` (rich markup)."""
+def show_instance(row: dict[str, Any], score: str, none: str) -> None:
+    """Print one prediction row's sentence, head, tail and answer: the prediction with `score`
+    (already formatted), or `none` and the row's reason when there is no answer."""
     from rich.markup import escape
 
+    verdict = (f"[green]{escape(row['prediction'])}[/] ({score})" if row["prediction"]
+               else f"[red]{none}[/]: {escape(row['reason'])}")
     out.print(f"\n[bold]{escape(row['text'])}[/]\n  head: {escape(row['head']['text'])}   "
               f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
 

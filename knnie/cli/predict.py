@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from knnie.cli.common import command, console, load_relations, out, show_instance
 from knnie.cli.options import BatchSize, Device
@@ -34,9 +33,7 @@ def predict_command(
     rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]
     write_jsonl(output, rows)
     for row in rows[:show]:
-        verdict = (f"[green]{escape(row['prediction'])}[/] (p = {row['probability']:.3f})" if row["prediction"]
-                   else f"[red]no prediction[/]: {escape(row['reason'])}")
-        show_instance(row, verdict)
+        show_instance(row, f"p = {row['probability']:.3f}" if row["prediction"] else "", "no prediction")
         for n in row["neighbours"]:
             out.print(f"    d = {n['distance']:8.2f}  {n['label']:<28} {n['text'][:100]}", highlight=False,
                       markup=False)

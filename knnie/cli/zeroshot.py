@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from knnie.cli.common import command, console, load_relations, out, save_training, show_instance
@@ -129,9 +128,7 @@ def predict_command(
     rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]
     write_jsonl(output, rows)
     for row in rows[:show]:
-        verdict = (f"[green]{escape(row['prediction'])}[/] (score {row['score']:.3f})" if row["prediction"]
-                   else f"[red]none[/]: {escape(row['reason'])}")
-        show_instance(row, verdict)
+        show_instance(row, f"score {row['score']:.3f}" if row["prediction"] else "", "none")
         for c in row["candidates"]:
             out.print(f"    {c['id']:<7} {c['name'][:26]:<26} recall {c['recall']:.3f}  cross {c['cross']:.3f}  "
                       f"fused {c['fused']:.3f}", highlight=False, markup=False)

@@ -90,14 +90,18 @@ class Representer(nn.Module, ABC, Generic[T]):
         """The vectors of `items` (n, dim), float32, on the CPU."""
         return self.encode_with(items, None, batch_size, show_progress)[0]
 
-    @torch.no_grad()
     def encode_with(self, items: list[T], head: nn.Linear | None, batch_size: int = 64,
                     show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The vectors of `items` and, in the same pass, softmax(head(vector)) (n, classes);
         without a head the probabilities are an (n, 0) array."""
+        return self.encode_units(*self.prepare(items), head, batch_size, show_progress)
+
+    @torch.no_grad()
+    def encode_units(self, units: Any, n: int, head: nn.Linear | None = None, batch_size: int = 64,
+                     show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_with` for units `prepare` made already (a caller that needs them for more than vectors)."""
         check_count(batch_size, 1, "batch_size")
         self.eval()
-        units, n = self.prepare(items)
         vectors = np.zeros((n, self.dim), dtype=np.float32)
         probs = np.zeros((n, head.out_features if head is not None else 0), dtype=np.float64)
         batches = self.batches(units, batch_size)

@@ -24,7 +24,7 @@ from knnie.data.schema import Neighbour
 from knnie.encoders.device import resolve_device
 from knnie.encoders.representer import Representer
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
-from knnie.io import atomic_dir, read_safetensors, write_json
+from knnie.io import atomic_dir, read_safetensors
 from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import NAME, Memory, check_name
 from knnie.memory.tuner import (
@@ -158,11 +158,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         except RuntimeError as e:
             raise IncompatibleArtefactError(
                 f"{head}: classifier does not fit {len(front.labels)} {cls.label_word} ({e})") from e
-        if config.fingerprint and front.fingerprint != config.fingerprint:
-            raise IncompatibleArtefactError(
-                f"{path}: the weights' fingerprint {front.fingerprint} differs from the one in "
-                f"{model_dir.CONFIG_FILE} ({config.fingerprint}); the directory mixes files of different models"
-            )
+        model_dir.check_fingerprint(path, front.fingerprint, config.fingerprint)
         if memories:
             front._load_memories(path)
         return front.to(target)
@@ -206,11 +202,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     def save_config(self, path: str | Path) -> None:
         """Rewrite only knnie_config.json (after tuning), atomically, keeping the checksums of the
         model files beside it."""
-        if self._checksums is None:
-            raise KnnieError("this model was never saved: use save_pretrained first")
-        write_json(Path(path) / model_dir.CONFIG_FILE, {**asdict(self.config),
-                                                        "format_version": model_dir.FORMAT_VERSION,
-                                                        "checksums": self._checksums})
+        model_dir.write_config(path, self.config, self._checksums)
 
     def save_memory(self, path: str | Path, name: str) -> Path:
         """Write attached memory `name` into the model directory `path` (atomically); returns its directory."""

@@ -15,11 +15,12 @@ replacing a model keeps the user's extra files and the memories its weights can 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from knnie.errors import DataError, KnnieError
-from knnie.io import copy_into, file_digest, read_json, recover, verify_files
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.io import copy_into, file_digest, read_json, recover, verify_files, write_json
 from knnie.memory.memory import check_name
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,22 @@ def read_config(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     if foreign:
         raise DataError("file was not written with this model (not in its checksums); remove it", path=foreign[0])
     return raw, checksums
+
+
+def write_config(path: str | Path, config: Any, checksums: dict[str, str] | None) -> None:
+    """Write a task config (a dataclass) as knnie_config.json in `path`, atomically, with the format
+    version and the checksums of the model files beside it (known once the model was saved)."""
+    if checksums is None:
+        raise KnnieError("this model was never saved: use save_pretrained first")
+    write_json(Path(path) / CONFIG_FILE, {**asdict(config), "format_version": FORMAT_VERSION, "checksums": checksums})
+
+
+def check_fingerprint(path: Path, found: str, saved: str) -> None:
+    """Refuse a directory whose weights do not hash to the fingerprint its config recorded."""
+    if saved and found != saved:
+        raise IncompatibleArtefactError(
+            f"{path}: the weights' fingerprint {found} differs from the one in {CONFIG_FILE} ({saved}); "
+            "the directory mixes files of different models")
 
 
 def carried_over(path: Path, fingerprint: str, saving: set[str]) -> list[Path]:

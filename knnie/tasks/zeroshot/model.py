@@ -36,7 +36,7 @@ from knnie.encoders.loading import DEFAULT_ENCODER, fingerprint, load_encoder
 from knnie.encoders.markers import EncodedBatch, marker_scheme, refusal
 from knnie.encoders.representer import RelationRepresenter, TextRepresenter
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
-from knnie.io import atomic_dir, read_safetensors, write_json
+from knnie.io import atomic_dir, read_safetensors
 from knnie.memory.memory import Memory
 from knnie.progress import track
 from knnie.tasks import model_dir
@@ -201,10 +201,7 @@ class ZeroShotRelationExtractor:
             front.module.heads.load_state_dict(read_safetensors(head, framework="torch"))
         except RuntimeError as e:
             raise IncompatibleArtefactError(f"{head}: pooling and scoring weights do not fit the encoders ({e})") from e
-        if config.fingerprint and front.fingerprint != config.fingerprint:
-            raise IncompatibleArtefactError(
-                f"{path}: the weights' fingerprint {front.fingerprint} differs from the one in "
-                f"{model_dir.CONFIG_FILE} ({config.fingerprint}); the directory mixes files of different models")
+        model_dir.check_fingerprint(path, front.fingerprint, config.fingerprint)
         front._checksums = checksums
         cache = model_dir.memory_dir(path, CACHE)
         if memories and (cache / "memory.json").is_file():
@@ -235,9 +232,7 @@ class ZeroShotRelationExtractor:
 
     def save_config(self, path: str | Path) -> None:
         """Rewrite only knnie_config.json (after calibrating), keeping the checksums of the model files."""
-        write_json(Path(path) / model_dir.CONFIG_FILE, {**asdict(self.config),
-                                                        "format_version": model_dir.FORMAT_VERSION,
-                                                        "checksums": self._checksums})
+        model_dir.write_config(path, self.config, self._checksums)
 
     def save_cache(self, path: str | Path) -> None:
         """Write the description cache into model directory `path` (after new descriptions were encoded)."""
@@ -313,11 +308,8 @@ class ZeroShotRelationExtractor:
         check_count(k, 1, "top_k")
         self.module.eval()
         index = self.relation_index(relations, support, batch_size)
-        units, n = self.module.instance.prepare(examples)
-        queries = np.zeros((n, self.module.instance.dim), np.float32)
-        batches = self.module.instance.batches(units, batch_size)
-        for idx, batch in track(batches, "recall", len(batches), show_progress):
-            queries[idx] = self.module.instance(**to_device(batch, self.device)).cpu().numpy()
+        units, n = self.module.instance.prepare(examples)  # kept: the cross-encoder reads them too
+        queries = self.module.instance.encode_units(units, n, None, batch_size, show_progress)[0]
         search = index.search(queries, len(index), exact=True)
         ids = [r.id for r in relations]
         described = index.source_ids == index.sources.index(DESCRIPTIONS)
@@ -340,8 +332,8 @@ class ZeroShotRelationExtractor:
     def _cross(self, units: EncodedBatch, texts: list[list[str]], batch_size: int, show_progress: bool) -> np.ndarray:
         """Cross-encoder scores (n, k) of each instance with each of its k description texts."""
         n, k = len(texts), len(texts[0]) if texts else 0
-        desc = dict(zip(sorted({t for row in texts for t in row}),
-                        self.tokenizer(sorted({t for row in texts for t in row}))["input_ids"])) if n else {}
+        distinct = sorted({t for row in texts for t in row})
+        desc = dict(zip(distinct, self.tokenizer(distinct)["input_ids"])) if distinct else {}
         pairs = [pair_ids(units.input_ids[i], desc[t], self.config.max_length) for i in range(n) for t in texts[i]]
         out = np.zeros(n * k, np.float64)
         order = batch_order([len(p) for p in pairs], batch_size)
