@@ -31,6 +31,7 @@ from knnie.data.schema import Neighbour, RelationExample, Span, TaggedSentence
 from knnie.data.tokenize import split_text
 from knnie.encoders.markers import first_few
 from knnie.errors import KnnieError, check_count
+from knnie.progress import track
 from knnie.tasks.ner import EntityRecognizer
 from knnie.tasks.re import RelationExtractor
 
@@ -149,7 +150,7 @@ class Pipeline:
         check_count(batch_size, 1, "batch_size")
         self.check_types()
         results, sentences = [], []
-        for i, item in enumerate(texts):
+        for i, item in track(enumerate(texts), "splitting sentences", len(texts), show_progress):
             text, parts = self._sentences(item, i)
             results.append(Extraction(text))
             sentences += parts

@@ -100,7 +100,7 @@ def main() -> None:
         entities, where = [], []  # (start, end, type) in the document; the sentence of each
         shift = 0
         for si, (sentence, spans) in enumerate(sentences):
-            ner += conll(sentence, spans) + [""]
+            ner += [*conll(sentence, spans), ""]
             entities += [(a + shift, b + shift, t) for a, b, t in spans]
             where += [si] * len(spans)
             shift += len(sentence) + 1
