@@ -156,7 +156,7 @@ class Pipeline:
             sentences += parts
         found = self.recognizer.predict(
             [TaggedSentence(s.tokens, None, results[s.item].text, s.offsets, f"text {s.item}") for s in sentences],
-            neighbours, batch_size, show_progress, warn=False)
+            neighbours, batch_size, show_progress)
         mentions: list[list[Span]] = []
         for s, prediction in zip(sentences, found):
             extraction = results[s.item]
