@@ -120,6 +120,7 @@ def test_pretokenised_documents_keep_their_tokens(pipe):
     entities, relations = triples(x)
     assert entities == [[0, 15, "PER", "Ingrid Sørensen"], [26, 32, "ORG", "Maersk"], [36, 45, "LOC", "København"]]
     assert relations == [[0, 15, "works_for", 26, 32], [26, 32, "located_in", 36, 45]]
+    assert [e.tokens for e in x.entities] == [(0, 2), (4, 5), (6, 7)]
 
 
 def test_p_model_and_p_knn_split_the_probability(expected):
