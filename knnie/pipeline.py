@@ -11,7 +11,8 @@ the entity recognizer in one batched call, and every ordered pair of mentions wi
 through the relation extractor in one batched call; pairs predicted as the negative label are
 dropped. Nothing is cut silently: a sentence longer than the recognizer's encoder is read in
 windows, and where a window boundary falls inside a mention, or a pair does not fit the relation
-encoder (that pair gets no answer), the extraction's `warnings` say so and one summary line is logged.
+encoder (that pair gets no answer), the extraction's `warnings` say so and one summary line is logged
+(besides the encoders' own one-line notices that they read long input in windows).
 
 The relation extractor's typed markers must know every entity type the recognizer can predict
 (an untyped extractor takes any): it would otherwise read markers it never learned, so such a
