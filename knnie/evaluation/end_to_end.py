@@ -16,8 +16,8 @@ from __future__ import annotations
 from knnie.data.document import Document
 from knnie.evaluation.entities import _prf
 
-COUNTS = ("entity_correct", "entity_gold", "entity_predicted", "relation_correct", "relation_gold", "relation_predicted",
-          "strict_relation_correct")
+COUNTS = ("entity_correct", "entity_gold", "entity_predicted", "relation_correct", "relation_gold",
+          "relation_predicted", "strict_relation_correct")
 
 
 def _bounds(span) -> tuple[int, int]:
