@@ -29,10 +29,11 @@ import torch
 
 from common import RUNS, log
 from knn_re import DATA, DATASETS, load
-from knnie import Document, EntityRecognizer, RelationExtractor, TrainConfig, read_documents, train, train_ner
+from knnie import Document, EntityRecognizer, Relation, RelationExtractor, TrainConfig, read_documents, train, train_ner
 from knnie.data.schema import Span
 from knnie.encoders import DEFAULT_ENCODER
 from knnie.errors import DataError
+from knnie.evaluation import end_to_end_scores
 from knnie.tasks.ner import tag_set
 
 SCIERC = DATA / "scierc"
@@ -91,6 +92,66 @@ def train_re_run(args) -> None:
     save_run(model_dir("re", args), extractor, history, time.perf_counter() - start, args)
 
 
+def best_run(task: str, limit: int | None) -> tuple[Path, dict[str, Any]]:
+    """The trained model of `task` (of the smoke runs with `limit`) with the best dev score, and every run's record."""
+    runs = {path: json.loads((path / "run.json").read_text(encoding="utf-8"))
+            for path in sorted(MODELS.glob(f"{task}-*")) if (path / "run.json").exists()
+            and ("limit" in path.name) == bool(limit) and path.name.endswith(f"-limit{limit}" if limit else "")}
+    if not runs:
+        raise SystemExit(f"no trained {task} model in {MODELS}: run `{task.replace('ner', 'train-ner')}` first")
+    best = max(runs, key=lambda path: runs[path]["dev_f1"])
+    return best, {path.name: runs[path] for path in runs}
+
+
+def with_memory(cls, path: Path, train_set: list, dev_set: list) -> tuple[Path, dict[str, Any]]:
+    """The model of `path` with a memory of its training data, k/T/λ tuned on dev, saved (and
+    reused) beside it; returns its directory and the tuning report."""
+    out = path.parent / f"{path.name}-memory"
+    if not (out / "tuned.json").exists():
+        model = cls.from_pretrained(path, device="cpu")
+        start = time.perf_counter()
+        model.attach_memory("train", model.build_memory(train_set))
+        built = time.perf_counter() - start
+        tuned = model.tune(dev_set) | {"memory_seconds": round(built, 1), "memory_size": len(train_set)}
+        model.save_pretrained(out, overwrite=True)
+        (out / "tuned.json").write_text(json.dumps(tuned, indent=2, default=float) + "\n", encoding="utf-8")
+        log(f"memory and tuning of {path.name}: {tuned}")
+    return out, json.loads((out / "tuned.json").read_text(encoding="utf-8"))
+
+
+def extract(recognizer: EntityRecognizer, extractor: RelationExtractor, gold: list[Document]) -> list[Document]:
+    """NER then RE on copies of the gold documents (their tokens only)."""
+    documents = [Document(d.tokens, source=d.source, meta=d.meta) for d in gold]
+    recognizer.predict_documents(documents)
+    pairs = [d.relation_examples() for d in documents]
+    predictions = iter(extractor.predict([ex for examples in pairs for ex in examples], neighbours=0))
+    for d, examples in zip(documents, pairs):
+        d.relations = [Relation(ex.head, ex.tail, p.label) for ex, p in zip(examples, predictions)
+                       if p.label not in (None, extractor.negative_label)]
+    return documents
+
+
+def evaluate(args) -> dict[str, Any]:
+    ner_path, ner_runs = best_run("ner", args.limit)
+    re_path, re_runs = best_run("re", args.limit)
+    ner_dir, ner_tuned = with_memory(EntityRecognizer, ner_path, tagged("train")[: args.limit],
+                                     tagged("dev")[: args.limit])
+    re_train, re_dev, _ = load(DATASETS["scierc"], args.limit)
+    re_dir, re_tuned = with_memory(RelationExtractor, re_path, re_train, re_dev)
+    test = read_documents(SCIERC / "test.json")[: args.limit]
+    scores = {}
+    for ner_knn in (False, True):
+        recognizer = EntityRecognizer.from_pretrained(ner_dir, memories=ner_knn, device="cpu")
+        for re_knn in (False, True):
+            extractor = RelationExtractor.from_pretrained(re_dir, memories=re_knn, device="cpu")
+            name = f"NER {'kNN' if ner_knn else 'vanilla'} + RE {'kNN' if re_knn else 'vanilla'}"
+            scores[name] = end_to_end_scores(test, extract(recognizer, extractor, test))
+            log(f"{name}: " + ", ".join(f"{k} {100 * scores[name][k]['f1']:.2f}"
+                                        for k in ("entity", "relation", "strict_relation")))
+    return {"ner": {"chosen": ner_path.name, "runs": ner_runs, "tuned": ner_tuned},
+            "re": {"chosen": re_path.name, "runs": re_runs, "tuned": re_tuned}, "scores": scores}
+
+
 def main(argv: list[str] | None = None) -> Any:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["train-ner", "train-re", "evaluate"])
@@ -103,7 +164,7 @@ def main(argv: list[str] | None = None) -> Any:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     log(f"{args.command} lr {args.lr} epochs {args.epochs} seed {args.seed}")
-    return {"train-ner": train_ner_run, "train-re": train_re_run}[args.command](args)
+    return {"train-ner": train_ner_run, "train-re": train_re_run, "evaluate": evaluate}[args.command](args)
 
 
 if __name__ == "__main__":
