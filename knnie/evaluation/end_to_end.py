@@ -14,13 +14,14 @@ produce (a nested one, for a BIO tagger) counts as missed. Micro-averaged over a
 from __future__ import annotations
 
 from knnie.data.document import Document
+from knnie.data.schema import Span
 from knnie.evaluation.entities import _prf
 
 COUNTS = ("entity_correct", "entity_gold", "entity_predicted", "relation_correct", "relation_gold",
           "relation_predicted", "strict_relation_correct")
 
 
-def _bounds(span) -> tuple[int, int]:
+def _bounds(span: Span) -> tuple[int, int]:
     return span.start, span.end
 
 
