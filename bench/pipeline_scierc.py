@@ -79,7 +79,7 @@ def tagged(split: str) -> list:
 def model_dir(task: str, args) -> Path:
     fraction = f"-f{args.train_fraction:g}" if task == "re" and args.train_fraction < 1 else ""
     limit = f"-limit{args.limit}" if args.limit else ""
-    return MODELS / f"{task}-lr{args.lr:g}-e{args.epochs}-s{args.seed}{fraction}{limit}"
+    return args.models_dir / f"{task}-lr{args.lr:g}-e{args.epochs}-s{args.seed}{fraction}{limit}"
 
 
 def save_run(path: Path, model, history: list[dict], seconds: float, args) -> None:
@@ -118,13 +118,14 @@ def train_re_run(args) -> None:
     save_run(model_dir("re", args), extractor, history, time.perf_counter() - start, args)
 
 
-def best_run(task: str, limit: int | None) -> tuple[Path, dict[str, Any]]:
-    """The trained model of `task` (of the smoke runs with `limit`) with the best dev score, and every run's record."""
+def best_run(task: str, args) -> tuple[Path, dict[str, Any]]:
+    """The trained model of `task` (of the smoke runs with --limit) with the best dev score, and every run's record."""
+    limit = args.limit
     runs = {path: json.loads((path / "run.json").read_text(encoding="utf-8"))
-            for path in sorted(MODELS.glob(f"{task}-*")) if (path / "run.json").exists()
+            for path in sorted(args.models_dir.glob(f"{task}-*")) if (path / "run.json").exists()
             and ("limit" in path.name) == bool(limit) and path.name.endswith(f"-limit{limit}" if limit else "")}
     if not runs:
-        raise SystemExit(f"no trained {task} model in {MODELS}: run `{task.replace('ner', 'train-ner')}` first")
+        raise SystemExit(f"no trained {task} model in {args.models_dir}: run `train-{task}` first")
     best = max(runs, key=lambda path: runs[path]["dev_f1"])
     return best, {path.name: runs[path] for path in runs}
 
@@ -224,8 +225,8 @@ def throughput(pipe: Pipeline, texts: list[str], warm_up: int) -> dict[str, Any]
 
 
 def evaluate(args) -> dict[str, Any]:
-    ner_path, ner_runs = best_run("ner", args.limit)
-    re_path, re_runs = best_run("re", args.limit)
+    ner_path, ner_runs = best_run("ner", args)
+    re_path, re_runs = best_run("re", args)
     ner_dir, ner_tuned = with_memory(EntityRecognizer, ner_path, tagged("train")[: args.limit],
                                      tagged("dev")[: args.limit])
     re_dir, re_tuned = with_memory(RelationExtractor, re_path, *re_data(args))
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--speed-docs", type=int, default=100, help="test abstracts (as raw text) timed")
     p.add_argument("--gold-entities", action="store_true", help="also score RE on the gold test entities")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--models-dir", type=Path, default=MODELS, help="trained models are kept here and reused")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the figures are for 2 cores)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
