@@ -306,7 +306,7 @@ def write(report: dict[str, Any], args) -> None:
                  for part, share in t["shares"].items()]
     reduced = [f"NER: lr {sorted({r['lr'] for r in ner['runs'].values()})} × up to "
                f"{max(r['epochs'] for r in ner['runs'].values())} epochs (best dev epoch kept)",
-               f"RE: lr {sorted({r['lr'] for r in re_['runs'].values()})} × "
+               f"RE: lr {sorted({r['lr'] for r in re_['runs'].values()})} × up to "
                f"{max(r['epochs'] for r in re_['runs'].values())} epoch(s)"
                + (f" on a seeded {args.train_fraction:g} of the training pairs (memory: the same pairs)"
                   if args.train_fraction < 1 else ""),
