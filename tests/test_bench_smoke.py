@@ -134,10 +134,10 @@ def test_zeroshot(tmp_path: Path) -> None:
 def test_pipeline_scierc(tmp_path: Path) -> None:
     import pipeline_scierc
 
-    common = ["--limit", "20", "--epochs", "1", "--models-dir", str(tmp_path / "models")]
+    common = ["--limit", "60", "--epochs", "1", "--models-dir", str(tmp_path / "models")]
     pipeline_scierc.main(["train-ner", *common])
-    pipeline_scierc.main(["train-re", *common, "--train-fraction", "0.5"])
-    report = pipeline_scierc.main(["evaluate", *common, "--train-fraction", "0.5", "--check", "5", "--speed-docs", "2",
+    pipeline_scierc.main(["train-re", *common])
+    report = pipeline_scierc.main(["evaluate", *common, "--check", "5", "--speed-docs", "2", "--repeats", "1",
                                    "--out-dir", str(tmp_path)])
     assert report["pipeline_check"]["same_scores"]  # Pipeline.extract scores as the composed models do
     assert set(report["scores"]) == {"NER vanilla + RE vanilla", "NER vanilla + RE kNN", "NER kNN + RE vanilla",
