@@ -141,3 +141,17 @@ def test_zeroshot(tmp_path: Path) -> None:
     assert {"off the shelf (untrained encoder, cosine)", "EMMA fusion, abstain off",
             "(c) cross-encoder over all 5 relations"} <= methods
     assert report["speed"]["sizes"] == [5, 20]
+
+
+def test_pipeline_scierc(tmp_path: Path) -> None:
+    import pipeline_scierc
+
+    common = ["--limit", "60", "--epochs", "1", "--models-dir", str(tmp_path / "models")]
+    pipeline_scierc.main(["train-ner", *common])
+    pipeline_scierc.main(["train-re", *common])
+    report = pipeline_scierc.main(["evaluate", *common, "--check", "5", "--speed-docs", "2", "--repeats", "1",
+                                   "--out-dir", str(tmp_path)])
+    assert report["pipeline_check"]["same_scores"]  # Pipeline.extract scores as the composed models do
+    assert set(report["scores"]) == {"NER vanilla + RE vanilla", "NER vanilla + RE kNN", "NER kNN + RE vanilla",
+                                     "NER kNN + RE kNN"}
+    check_results(tmp_path / "pipeline_scierc.json")
