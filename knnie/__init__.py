@@ -10,6 +10,11 @@
     [p] = ner.predict(["Ada Lovelace was born in London."], neighbours=3)
     for e in p.entities:
         print(e.type, p.text[e.char_start : e.char_end], e.score, [n.label for n in e.neighbours])
+
+    from knnie import Pipeline
+    pipe = Pipeline.from_pretrained("ner_model_dir", "re_model_dir")
+    [x] = pipe.extract(["Ada Lovelace was born in London. She worked with Charles Babbage."])
+    print(x.to_dict())  # entities and relations with character offsets into the text
 """
 
 from knnie.data import (
@@ -30,16 +35,17 @@ from knnie.data import (
 )
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
 from knnie.memory import KnnParams, Memory
+from knnie.pipeline import Extraction, Pipeline
 from knnie.tasks.ner import EntityRecognizer, NERPrediction, train_ner
 from knnie.tasks.re import RelationExtractor, RelationPrediction, TrainConfig, train
 from knnie.tasks.registry import load
 from knnie.tasks.zeroshot import ZeroShotRelationExtractor, ZeroShotTrainConfig, train_zeroshot
 
 __all__ = [
-    "NO_RELATION", "DataError", "Document", "EntityRecognizer", "IncompatibleArtefactError", "KnnParams", "KnnieError",
-    "Memory", "NERPrediction", "Neighbour", "Relation", "RelationExample", "RelationExtractor", "RelationPrediction",
-    "RelationType", "Span", "TaggedSentence", "TrainConfig", "ZeroShotRelationExtractor", "ZeroShotTrainConfig",
-    "example_from_text", "load", "read_documents", "read_relation_types", "read_relations", "read_sentences",
-    "read_tagged", "train", "train_ner", "train_zeroshot",
+    "NO_RELATION", "DataError", "Document", "EntityRecognizer", "Extraction", "IncompatibleArtefactError",
+    "KnnParams", "KnnieError", "Memory", "NERPrediction", "Neighbour", "Pipeline", "Relation", "RelationExample",
+    "RelationExtractor", "RelationPrediction", "RelationType", "Span", "TaggedSentence", "TrainConfig",
+    "ZeroShotRelationExtractor", "ZeroShotTrainConfig", "example_from_text", "load", "read_documents",
+    "read_relation_types", "read_relations", "read_sentences", "read_tagged", "train", "train_ner", "train_zeroshot",
 ]
 __version__ = "0.1.0"

@@ -194,9 +194,9 @@ class WordRepresenter(Representer[TaggedSentence]):
     def prepare(self, items: list[TaggedSentence]) -> tuple[list[Window], int]:
         return self.windows(items), sum(len(s.tokens) for s in items)
 
-    def windows(self, sentences: list[TaggedSentence]) -> list[Window]:
+    def windows(self, sentences: list[TaggedSentence], warn: bool = True) -> list[Window]:
         """Each sentence as one window of sub-tokens, or several when it is longer than the
-        encoder's limit (one warning for all such sentences); no word is ever dropped."""
+        encoder's limit (one warning for all such sentences, unless not `warn`); no word is ever dropped."""
         enc = self.encoder
         budget = enc.max_length - len(enc.prefix) - len(enc.suffix)
         out, split, at = [], [], 0
@@ -216,7 +216,7 @@ class WordRepresenter(Representer[TaggedSentence]):
             if count:
                 where = ":".join(str(p) for p in (s.source, s.line()) if p is not None) or f"sentence {si}"
                 split.append(f"{where} ({len(s.tokens)} words, {count + 1} windows)")
-        if split:
+        if split and warn:
             log.warning("%d of %d sentences exceed the encoder's %d sub-tokens and were split into windows: %s",
                         len(split), len(sentences), enc.max_length, first_few(split))
         return out

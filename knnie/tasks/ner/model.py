@@ -66,12 +66,14 @@ def tag_set(sentences: list[TaggedSentence]) -> list[str]:
 @dataclass
 class NERPrediction:
     """The tags of one text's words and the entities they give: spans with character offsets into
-    `text`, scores and neighbours."""
+    `text`, scores and neighbours. `windows`: the first word of each encoder window the words were
+    read in (more than one when the text was longer than the encoder's limit)."""
 
     text: str
     tokens: list[str]
     tags: list[str]
     entities: list[Span]
+    windows: list[int] = field(default_factory=lambda: [0])
 
     def to_dict(self) -> dict[str, Any]:
         """What `knnie ner predict` writes: {text, tokens, tags, entities: [{text, type, start, end,
@@ -167,10 +169,10 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
                 ids.append(index[tag])
         return np.array(ids, dtype=np.int64)
 
-    def windows(self, sentences: list[TaggedSentence]) -> list[Window]:
+    def windows(self, sentences: list[TaggedSentence], warn: bool = True) -> list[Window]:
         """Each sentence as one window of sub-tokens, or several when it is longer than the
-        encoder's limit (one warning for all such sentences); no word is ever dropped."""
-        return self.representer.windows(sentences)
+        encoder's limit (one warning for all such sentences, unless not `warn`); no word is ever dropped."""
+        return self.representer.windows(sentences, warn)
 
     def batches(self, windows: list[Window], batch_size: int, shuffle: bool = False, seed: int = 0,
                 buckets: bool = True) -> list[Batch]:
@@ -211,20 +213,28 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return out
 
     def predict(self, texts: list[str | list[str] | TaggedSentence], neighbours: int = 0, batch_size: int = 64,
-                show_progress: bool = False) -> list[NERPrediction]:
-        """Entities of each text, with type, score and the nearest training words behind them."""
+                show_progress: bool = False, warn: bool = True) -> list[NERPrediction]:
+        """Entities of each text, with type, score and the nearest training words behind them. A
+        text over the encoder's limit is read in windows (one warning for all, unless not `warn`:
+        a caller that reports them itself from `NERPrediction.windows`)."""
         check_count(neighbours, 0, "neighbours")
         check_count(batch_size, 1, "batch_size")
         sentences = self.as_sentences(texts)
         if not sentences:
             return []
-        vectors, p_model = self.encode(sentences, batch_size, show_progress)
+        windows = self.windows(sentences, warn)
+        self.model.eval()
+        vectors, p_model = self.representer.encode_units(windows, sum(len(s.tokens) for s in sentences),
+                                                         self.model.classifier, batch_size, show_progress)
+        starts = [[] for _ in sentences]
+        for w in windows:
+            starts[w.sentence].append(w.first_word)
         searches = self.search(vectors, at_least=neighbours)
         p = self.final(self.distributions(p_model, searches))
         best = p.argmax(-1)
         space = self.label_space
         results, at = [], 0
-        for s in sentences:
+        for s, first_words in zip(sentences, starts):
             tags = [space[i] for i in best[at : at + len(s.tokens)]]
             offsets = s.char_offsets or joined_offsets(s.tokens)
             text = s.text if s.text is not None else " ".join(s.tokens)
@@ -234,7 +244,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
                 entities.append(replace(e, char_start=offsets[e.start][0], char_end=offsets[e.end - 1][1],
                                         score=float(p[rows, best[rows]].mean()),
                                         neighbours=tuple(self._neighbours(searches, at + e.start, neighbours))))
-            results.append(NERPrediction(text, list(s.tokens), tags, entities))
+            results.append(NERPrediction(text, list(s.tokens), tags, entities, first_words))
             at += len(s.tokens)
         return results
 

@@ -53,12 +53,16 @@ class REConfig:
 @dataclass
 class RelationPrediction:
     """The relation of one example; with no answer (its entities do not fit the encoder) the
-    label and probability are None and `reason` says why."""
+    label and probability are None and `reason` says why. `p_model` and `p_knn` are the predicted
+    label's probability under the classifier head alone and under the memories' kNN alone (λ = 1):
+    None for a headless model and for a model without memories respectively."""
 
     label: str | None
     probability: float | None
     neighbours: list[Neighbour]
     reason: str | None = None
+    p_model: float | None = None
+    p_knn: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,14 +208,15 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
 
     # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], neighbours: int = 3, batch_size: int = 64,
-                show_progress: bool = False) -> list[RelationPrediction]:
+                show_progress: bool = False, warn: bool = True) -> list[RelationPrediction]:
         """The relation of each example, its probability and the nearest memory entries. An
         example whose entities do not fit the encoder gets no answer (see `RelationPrediction`)
-        and the others are still predicted."""
+        and the others are still predicted; one warning says which (unless not `warn`: a caller
+        that reports them itself)."""
         check_count(neighbours, 0, "neighbours")
         check_count(batch_size, 1, "batch_size")
         unfit = self.too_long(examples)  # one tokenisation more: cheap next to the encoder
-        if unfit:
+        if unfit and warn:
             log.warning("no prediction: %s", refusal(unfit, examples, self.config.max_length))
         answers = iter(self._answers([ex for i, ex in enumerate(examples) if i not in unfit], neighbours,
                                      batch_size, show_progress))
@@ -225,9 +230,15 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
             return []
         vectors, p_model = self.encode(examples, batch_size, show_progress)
         searches = self.search(vectors, at_least=neighbours)
-        p = self.final(self.distributions(p_model, searches))
+        methods = self.distributions(p_model, searches)
+        p = self.final(methods)
         best, space = p.argmax(-1), self.label_space
-        return [RelationPrediction(space[b], float(p[i, b]), self._neighbours(searches, i, neighbours))
+
+        def under(method: str, i: int, b: int) -> float | None:
+            return float(methods[method][i, b]) if method in methods else None
+
+        return [RelationPrediction(space[b], float(p[i, b]), self._neighbours(searches, i, neighbours),
+                                   p_model=under("vanilla", i, b), p_knn=under("knn", i, b))
                 for i, b in enumerate(best)]
 
     # -- dev tuning and evaluation ---------------------------------------------------------
