@@ -45,7 +45,7 @@ from knnie.service.schemas import (
     RelationsRequest,
 )
 from knnie.tasks.ner import EntityRecognizer
-from knnie.tasks.re import RelationExtractor
+from knnie.tasks.re import RelationExtractor, RelationPrediction
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -168,11 +168,10 @@ def relation_example(item: RelationItem, label: str | None = None) -> RelationEx
                            Span(tail.start, tail.end, tail.type), label)
 
 
-def relation_row(example: RelationExample, prediction: Any) -> dict[str, Any]:
+def relation_row(example: RelationExample, prediction: RelationPrediction) -> dict[str, Any]:
     """What /relations answers for one item: `RelationPrediction.to_row` and the split of the
     probability between the model (p_model) and the memories (p_knn)."""
-    return {**prediction.to_row(example), "p_model": getattr(prediction, "p_model", None),
-            "p_knn": getattr(prediction, "p_knn", None)}
+    return {**prediction.to_row(example), "p_model": prediction.p_model, "p_knn": prediction.p_knn}
 
 
 def _located(name: str, convert: Callable[[int, Any], T], items: list[Any]) -> list[T]:

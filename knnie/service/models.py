@@ -113,7 +113,10 @@ class Models:
         with self._guard:
             key = (ner.name, re.name)
             if key not in self._pipelines:
-                pipeline = Pipeline(ner.model, re.model)
+                try:
+                    pipeline = Pipeline(ner.model, re.model)
+                except KnnieError as e:  # the recognizer's types are not the extractor's
+                    raise HTTPException(400, f"models '{ner.name}' and '{re.name}' do not fit together: {e}") from None
 
                 def extract(texts: list[str], params: Hashable) -> list[Any]:
                     neighbours, window = params
