@@ -16,41 +16,25 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import knnie
-from knnie import DataError, EntityRecognizer, RelationExtractor, example_from_text, read_tagged
+from knnie import DataError, example_from_text
 from knnie.cli import serve
 from knnie.cli.main import app as cli
 from knnie.service import create_app, parse_model_args
 from knnie.service.schemas import MAX_NEIGHBOURS, MAX_TEXT_CHARS, MAX_TEXTS
 
-SAMPLE = Path(__file__).parents[1] / "data" / "sample"
 TEXT = "Anna Keller works for Siemens in Berlin . Hamburg lies on the River Elbe ."
 HAMBURG = {"text": "Hamburg lies on the River Elbe, about 110 km from the North Sea.",
            "head": {"start": 0, "end": 7}, "tail": {"start": 20, "end": 30}}
 
 
 @pytest.fixture(scope="module")
-def model_dirs(sample, tmp_path_factory) -> dict[str, Path]:
-    """A headless NER model with a memory of the 120 sample sentences (tuned on 40 dev sentences) and a
-    headless relation model with a memory of 40 sample examples, saved."""
-    root = tmp_path_factory.mktemp("served")
-    ner = EntityRecognizer.headless(max_length=128, device="cpu")
-    ner.attach_memory("train", ner.build_memory(read_tagged(SAMPLE / "ner" / "train.txt"), source="train"))
-    ner.tune(read_tagged(SAMPLE / "ner" / "dev.txt")[:40])
-    ner.save_pretrained(root / "ner")
-    re = RelationExtractor.headless(max_length=128, device="cpu")
-    re.attach_memory("train", re.build_memory(sample.train[::10], source="train"))
-    re.save_pretrained(root / "re")
-    return {"ner": root / "ner", "re": root / "re"}
+def client(served_dirs) -> TestClient:
+    return TestClient(create_app(served_dirs, device="cpu"))
 
 
-@pytest.fixture(scope="module")
-def client(model_dirs) -> TestClient:
-    return TestClient(create_app(model_dirs, device="cpu"))
-
-
-def copied(model_dirs: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+def copied(served_dirs: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
     """Copies of the model directories, for a test that writes to them."""
-    return {name: Path(shutil.copytree(path, tmp_path / name)) for name, path in model_dirs.items()}
+    return {name: Path(shutil.copytree(path, tmp_path / name)) for name, path in served_dirs.items()}
 
 
 def error(response, status: int) -> str:
@@ -67,11 +51,11 @@ def test_health_lists_the_models_and_their_memories(client):
     assert health["models"]["ner"]["labels"] == ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
 
 
-def test_entities_are_what_the_recognizer_finds(client, model_dirs):
+def test_entities_are_what_the_recognizer_finds(client, served_dirs):
     response = client.post("/entities", json={"texts": [TEXT, "Zoë Müller visited Zürich ."], "neighbours": 2})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    expected = knnie.load(model_dirs["ner"], device="cpu").predict([TEXT, "Zoë Müller visited Zürich ."], 2)
+    expected = knnie.load(served_dirs["ner"], device="cpu").predict([TEXT, "Zoë Müller visited Zürich ."], 2)
     assert results == [json.loads(json.dumps(p.to_dict())) for p in expected]
     assert ("Anna Keller", "PER") in {(e["text"], e["type"]) for e in results[0]["entities"]}
     for result in results:
@@ -79,13 +63,13 @@ def test_entities_are_what_the_recognizer_finds(client, model_dirs):
             assert result["text"][e["char_start"] : e["char_end"]] == e["text"] and len(e["neighbours"]) == 2
 
 
-def test_relations_from_character_or_token_spans_are_the_extractors_predictions(client, model_dirs):
+def test_relations_from_character_or_token_spans_are_the_extractors_predictions(client, served_dirs):
     tokens = {"tokens": ["Hamburg", "lies", "on", "the", "River", "Elbe", "."],
               "head": {"start": 0, "end": 1}, "tail": {"start": 4, "end": 6, "type": "LOC"}}
     response = client.post("/relations", json={"items": [HAMBURG, tokens], "neighbours": 3})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    extractor = knnie.load(model_dirs["re"], device="cpu")
+    extractor = knnie.load(served_dirs["re"], device="cpu")
     example = example_from_text(HAMBURG["text"], (0, 7, None), (20, 30, None))
     [expected] = extractor.predict([example], neighbours=3)
     assert results[0]["prediction"] == expected.label
@@ -176,8 +160,8 @@ def test_malformed_json_and_oversized_bodies_are_refused(client):
 
 
 # -- writes --------------------------------------------------------------------------------
-def test_add_is_used_by_the_next_prediction_and_remove_restores_it(model_dirs, tmp_path):
-    dirs = copied(model_dirs, tmp_path)
+def test_add_is_used_by_the_next_prediction_and_remove_restores_it(served_dirs, tmp_path):
+    dirs = copied(served_dirs, tmp_path)
     client = TestClient(create_app(dirs, device="cpu"))
     before = client.post("/relations", json={"items": [HAMBURG], "neighbours": 3}).json()["results"][0]
     added = client.post("/memory/add", json={"model": "re", "source": "mine", "relations": [
@@ -197,8 +181,8 @@ def test_add_is_used_by_the_next_prediction_and_remove_restores_it(model_dirs, t
     assert "'mine'" in error(client.post("/memory/remove", json={"model": "re", "source": "mine"}), 404)
 
 
-def test_sentences_are_added_to_a_ner_memory(model_dirs, tmp_path):
-    dirs = copied(model_dirs, tmp_path)
+def test_sentences_are_added_to_a_ner_memory(served_dirs, tmp_path):
+    dirs = copied(served_dirs, tmp_path)
     client = TestClient(create_app(dirs, device="cpu"))
     sentence = {"tokens": ["Gizmo", "X", "ships", "today", "."], "tags": ["B-GADGET", "I-GADGET", "O", "O", "O"]}
     response = client.post("/memory/add", json={"model": "ner", "memory": "gadgets", "sentences": [sentence]})
@@ -214,8 +198,8 @@ def test_sentences_are_added_to_a_ner_memory(model_dirs, tmp_path):
     assert "either" in error(client.post("/memory/add", json={"model": "ner"}), 422)
 
 
-def test_write_endpoints_need_the_api_key_when_there_is_one(model_dirs, tmp_path):
-    dirs = copied(model_dirs, tmp_path)
+def test_write_endpoints_need_the_api_key_when_there_is_one(served_dirs, tmp_path):
+    dirs = copied(served_dirs, tmp_path)
     client = TestClient(create_app(dirs, api_key="s3cret", device="cpu"))
     body = {"model": "re", "relations": [{**HAMBURG, "label": "flows past"}]}
     assert "X-API-Key" in error(client.post("/memory/add", json=body), 401)
@@ -227,8 +211,8 @@ def test_write_endpoints_need_the_api_key_when_there_is_one(model_dirs, tmp_path
     assert client.get("/health").json()["write_needs_key"] is True
 
 
-def test_concurrent_writers_are_serialised_and_none_is_lost(model_dirs, tmp_path):
-    dirs = copied(model_dirs, tmp_path)
+def test_concurrent_writers_are_serialised_and_none_is_lost(served_dirs, tmp_path):
+    dirs = copied(served_dirs, tmp_path)
     client = TestClient(create_app(dirs, device="cpu"))
     writers = 12
 
@@ -248,8 +232,8 @@ def test_concurrent_writers_are_serialised_and_none_is_lost(model_dirs, tmp_path
 
 
 # -- batching ------------------------------------------------------------------------------
-def test_concurrent_requests_share_one_encoder_call_and_get_the_same_answers(model_dirs, tmp_path):
-    client = TestClient(create_app(model_dirs, device="cpu"))
+def test_concurrent_requests_share_one_encoder_call_and_get_the_same_answers(served_dirs, tmp_path):
+    client = TestClient(create_app(served_dirs, device="cpu"))
     served = client.app.state.models.served["re"]
     calls, predict = [], served.model.predict
 
@@ -283,7 +267,7 @@ def test_concurrent_requests_share_one_encoder_call_and_get_the_same_answers(mod
         assert [n["label"] for n in a["neighbours"]] == [n["label"] for n in b["neighbours"]]
 
 
-def test_a_failing_request_in_a_batch_fails_alone(model_dirs):
+def test_a_failing_request_in_a_batch_fails_alone(served_dirs):
     from knnie.service.batcher import Batcher
 
     lock = threading.Lock()
@@ -306,8 +290,8 @@ def test_a_failing_request_in_a_batch_fails_alone(model_dirs):
 
 
 # -- broken models, the command ------------------------------------------------------------
-def test_a_truncated_memory_fails_at_start_with_a_clear_message(model_dirs, tmp_path):
-    dirs = copied(model_dirs, tmp_path)
+def test_a_truncated_memory_fails_at_start_with_a_clear_message(served_dirs, tmp_path):
+    dirs = copied(served_dirs, tmp_path)
     keys = dirs["re"] / "memories" / "train" / "keys.safetensors"
     keys.write_bytes(keys.read_bytes()[:100])
     with pytest.raises(DataError, match=r"keys\.safetensors"):
@@ -316,8 +300,8 @@ def test_a_truncated_memory_fails_at_start_with_a_clear_message(model_dirs, tmp_
     assert result.exit_code == 1 and "keys.safetensors" in result.output and "Traceback" not in result.output
 
 
-def test_a_memory_truncated_while_serving_makes_writes_503_not_a_crash(model_dirs, tmp_path):
-    dirs = copied(model_dirs, tmp_path)
+def test_a_memory_truncated_while_serving_makes_writes_503_not_a_crash(served_dirs, tmp_path):
+    dirs = copied(served_dirs, tmp_path)
     client = TestClient(create_app(dirs, device="cpu"))
     keys = dirs["re"] / "memories" / "train" / "keys.safetensors"
     keys.write_bytes(keys.read_bytes()[:100])
@@ -327,17 +311,17 @@ def test_a_memory_truncated_while_serving_makes_writes_503_not_a_crash(model_dir
     assert client.post("/relations", json={"items": [HAMBURG]}).status_code == 200  # the loaded model still serves
 
 
-def test_serve_warns_loudly_without_a_key_on_a_non_loopback_host(model_dirs, monkeypatch):
+def test_serve_warns_loudly_without_a_key_on_a_non_loopback_host(served_dirs, monkeypatch):
     runs = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: runs.append(kw))
     monkeypatch.delenv("KNNIE_API_KEY", raising=False)
-    result = CliRunner().invoke(cli, ["serve", str(model_dirs["re"]), "--host", "0.0.0.0", "--device", "cpu"])
+    result = CliRunner().invoke(cli, ["serve", str(served_dirs["re"]), "--host", "0.0.0.0", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "WARNING" in result.output and "NO API KEY" in result.output and runs[0]["host"] == "0.0.0.0"
     monkeypatch.setenv("KNNIE_API_KEY", "s3cret")
-    result = CliRunner().invoke(cli, ["serve", str(model_dirs["re"]), "--host", "0.0.0.0", "--device", "cpu"])
+    result = CliRunner().invoke(cli, ["serve", str(served_dirs["re"]), "--host", "0.0.0.0", "--device", "cpu"])
     assert result.exit_code == 0 and "WARNING" not in result.output and "API key" in result.output
-    result = CliRunner().invoke(cli, ["serve", str(model_dirs["re"]), "--api-key-env", "KNNIE_NO_SUCH_VAR"])
+    result = CliRunner().invoke(cli, ["serve", str(served_dirs["re"]), "--api-key-env", "KNNIE_NO_SUCH_VAR"])
     assert result.exit_code == 1 and "KNNIE_NO_SUCH_VAR" in result.output
 
 
