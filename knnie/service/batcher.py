@@ -40,6 +40,7 @@ class Batcher:
         self._pending: deque[_Request] = deque()
         self._wake = threading.Condition()
         self._closed = False
+        self.calls = self.items = 0  # calls of `run` and the items they took, for the mean batch size
         self._thread = threading.Thread(target=self._work, name=f"knnie-batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -96,8 +97,10 @@ class Batcher:
     def _answer(self, batch: list[_Request]) -> None:
         """Run the batch in one call; if that fails, run its requests one by one, so a request that
         fails fails alone."""
+        items = [item for r in batch for item in r.items]
+        self.calls, self.items = self.calls + 1, self.items + len(items)
         try:
-            results = self._run([item for r in batch for item in r.items], batch[0].params)
+            results = self._run(items, batch[0].params)
         except Exception as e:
             if len(batch) == 1:
                 batch[0].future.set_exception(e)

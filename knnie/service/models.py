@@ -42,10 +42,11 @@ class Served:
         return self.model.task
 
     def describe(self) -> dict[str, Any]:
-        """What /health says of the model."""
+        """What /health says of the model: also the calls of its batcher and the items they took."""
         return {"task": self.task, "path": str(self.path), "labels": self.model.label_space,
                 "memories": {name: {"size": len(m), "sources": list(m.sources)}
-                             for name, m in self.model.memories.items()}}
+                             for name, m in self.model.memories.items()},
+                "batches": {"calls": self.batcher.calls, "items": self.batcher.items}}
 
 
 def parse_model_args(args: list[str]) -> dict[str, Path]:
