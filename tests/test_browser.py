@@ -13,10 +13,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import expect
 
 from knnie.service import create_app
 
@@ -55,56 +57,56 @@ def server(served_dirs) -> Iterator[str]:
     thread.join(30)
 
 
-def test_click_a_relation_to_see_its_neighbours_and_probability_split(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # playwright makes a fresh profile
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server) -> Iterator[Any]:
+    """The page, opened, with the models listed (read from /health)."""
+    page = browser.new_page()
+    page.goto(server)
+    expect(page.locator("#ner option")).to_have_count(1)
+    expect(page.locator("#re option")).to_have_count(1)
+    yield page
+    page.close()
+
+
+def test_click_a_relation_to_see_its_neighbours_and_probability_split(page, server, tmp_path):
     expected = httpx.post(f"{server}/extract", json={"texts": [TEXT], "neighbours": 3}, timeout=60).json()
     [result] = expected["results"]
     relation = result["relations"][0]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # playwright makes a fresh profile
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            expect(page.locator("#ner option")).to_have_count(1)
-            page.fill("#text", TEXT)
-            page.fill("#neighbours", "3")
-            page.click("#extract")
-            expect(page.locator("#relations li.relation")).to_have_count(len(result["relations"]))
-            marks = page.locator("#doc mark.entity")
-            expect(marks).to_have_count(len(result["entities"]))
-            expect(marks.first).to_contain_text("Anna Keller")
-            expect(marks.first.locator(".type")).to_have_text("PER")
-            assert page.inner_text("#doc").replace("PER", "").split()[:2] == ["Anna", "Keller"]
+    page.fill("#text", TEXT)
+    page.fill("#neighbours", "3")
+    page.click("#extract")
+    expect(page.locator("#relations li.relation")).to_have_count(len(result["relations"]))
+    marks = page.locator("#doc mark.entity")
+    expect(marks).to_have_count(len(result["entities"]))
+    expect(marks.first).to_contain_text("Anna Keller")
+    expect(marks.first.locator(".type")).to_have_text("PER")
+    assert page.inner_text("#doc").replace("PER", "").split()[:2] == ["Anna", "Keller"]
 
-            page.locator("#relations li.relation").first.click()
-            expect(page.locator("#panel")).to_be_visible()
-            rows = page.locator("#neighbours-table tbody tr.neighbour")
-            expect(rows).to_have_count(3)
-            assert rows.locator(".n-label").all_inner_texts() == [n["label"] for n in relation["neighbours"]]
-            assert rows.locator(".n-distance").all_inner_texts() == [f"{n['distance']:.2f}"
-                                                                      for n in relation["neighbours"]]
-            assert rows.first.locator("td").first.inner_text() == relation["neighbours"][0]["text"]
-            expect(page.locator("#p-final")).to_have_text(f"{relation['probability']:.3f}")
-            expect(page.locator("#p-knn")).to_have_text(f"{relation['p_knn']:.3f}")
-            expect(page.locator("#p-model")).to_have_text("n/a")  # headless: no classifier head
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-        finally:
-            browser.close()
+    page.locator("#relations li.relation").first.click()
+    expect(page.locator("#panel")).to_be_visible()
+    rows = page.locator("#neighbours-table tbody tr.neighbour")
+    expect(rows).to_have_count(3)
+    assert rows.locator(".n-label").all_inner_texts() == [n["label"] for n in relation["neighbours"]]
+    assert rows.locator(".n-distance").all_inner_texts() == [f"{n['distance']:.2f}" for n in relation["neighbours"]]
+    assert rows.first.locator("td").first.inner_text() == relation["neighbours"][0]["text"]
+    expect(page.locator("#p-final")).to_have_text(f"{relation['probability']:.3f}")
+    expect(page.locator("#p-knn")).to_have_text(f"{relation['p_knn']:.3f}")
+    expect(page.locator("#p-model")).to_have_text("n/a")  # headless: no classifier head
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 
 
-def test_the_page_shows_the_error_of_a_bad_request(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # playwright makes a fresh profile
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            expect(page.locator("#re option")).to_have_count(1)
-            page.fill("#text", "   ")
-            page.click("#extract")
-            expect(page.locator("#error")).to_contain_text("body.texts: Value error, text 0 is blank")
-            expect(page.locator("#result")).to_be_hidden()
-        finally:
-            browser.close()
+def test_the_page_shows_the_error_of_a_bad_request(page):
+    page.fill("#text", "   ")
+    page.click("#extract")
+    expect(page.locator("#error")).to_contain_text("body.texts: Value error, text 0 is blank")
+    expect(page.locator("#result")).to_be_hidden()

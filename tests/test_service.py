@@ -267,7 +267,7 @@ def test_concurrent_requests_share_one_encoder_call_and_get_the_same_answers(ser
         assert [n["label"] for n in a["neighbours"]] == [n["label"] for n in b["neighbours"]]
 
 
-def test_a_failing_request_in_a_batch_fails_alone(served_dirs):
+def test_a_failing_request_in_a_batch_fails_alone():
     from knnie.service.batcher import Batcher
 
     lock = threading.Lock()
