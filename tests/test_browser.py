@@ -94,6 +94,8 @@ def test_click_a_relation_to_see_its_neighbours_and_probability_split(page, serv
 
     page.locator("#relations li.relation").first.click()
     expect(page.locator("#panel")).to_be_visible()
+    expect(page.locator("#doc mark.head")).to_have_attribute("data-id", relation["head"])
+    expect(page.locator("#doc mark.tail")).to_have_attribute("data-id", relation["tail"])
     rows = page.locator("#neighbours-table tbody tr.neighbour")
     expect(rows).to_have_count(3)
     assert rows.locator(".n-label").all_inner_texts() == [n["label"] for n in relation["neighbours"]]

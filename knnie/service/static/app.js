@@ -107,6 +107,10 @@ function showRelation(i) {
   const byId = Object.fromEntries(current.entities.map((e) => [e.id, e]));
   for (const li of document.querySelectorAll("#relations li")) li.classList.toggle("selected",
     li.dataset.index === String(i));
+  for (const mark of document.querySelectorAll("#doc mark.entity")) {
+    mark.classList.toggle("head", mark.dataset.id === r.head);
+    mark.classList.toggle("tail", mark.dataset.id === r.tail);
+  }
   $("panel-title").textContent = `${byId[r.head].text} — ${r.label} → ${byId[r.tail].text}`;
   setBar("final", r.probability);
   setBar("model", r.p_model);
