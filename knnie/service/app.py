@@ -218,7 +218,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
         detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
-        lines = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in detail]
+        lines = [f"malformed JSON at character {err['loc'][-1]} of the body ({err.get('ctx', {}).get('error')})"
+                 if err["type"] == "json_invalid" else f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                 for err in e.errors()]
         more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
         return JSONResponse(jsonable_encoder({"error": "; ".join(lines[:3]) + more, "detail": detail}), 422)
 

@@ -94,9 +94,10 @@ class Models:
         kind = f"{TASK_NAMES[task]} model" if task else "model"
         if name is None:
             fits = [s for s in self.served.values() if task in (None, s.task)]
-            if len(fits) != 1:
-                raise HTTPException(404 if not fits else 400, f"{'no' if not fits else 'several'} {kind}s on this "
-                                                              f"server: name one in '{field}' ({self.listing()})")
+            if not fits:
+                raise HTTPException(404, f"no {kind} on this server ({self.listing()})")
+            if len(fits) > 1:
+                raise HTTPException(400, f"several {kind}s on this server: name one in '{field}' ({self.listing()})")
             return fits[0]
         if name not in self.served:
             raise HTTPException(404, f"no model named '{name}' (field '{field}'); this server has {self.listing()}")
