@@ -183,6 +183,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             _remove(tmp)
 
 
+def remove_dir(path: str | Path) -> None:
+    """Delete an artefact directory in one rename (to debris that loaders ignore and the next
+    write clears), so that a crash never leaves it half deleted."""
+    path = Path(path)
+    with locked(path):
+        _remove(_old(path))
+        if path.exists():
+            debris = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            os.replace(path, debris)
+            _fsync(path.parent)
+            _remove(debris)
+
+
 def copy_into(source: Path, target: Path) -> None:
     """Copy a file or a tree, hard-linking files where possible (artefact files are never
     modified in place, only replaced, so a link is as safe as a copy and costs nothing)."""

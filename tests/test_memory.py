@@ -66,6 +66,7 @@ def test_add_then_remove_restores_search_exactly():
     _, ids = memory.search(keys[:5], 1)
     assert list(memory.entry_labels(ids[:, 0])) == ["new label"] * 5  # each added key is its own nearest
     assert memory.remove("user.jsonl") == 50
+    assert memory.labels == LABELS  # the label only the removed entries had is gone too
     after = memory.search(queries(), 10)
     np.testing.assert_array_equal(after[1], before[1])
     np.testing.assert_array_equal(after[0], before[0])
@@ -73,6 +74,15 @@ def test_add_then_remove_restores_search_exactly():
         memory.remove("user.jsonl")
     with pytest.raises(KnnieError, match="leave the memory empty"):
         memory.remove("default")
+
+
+def test_remove_drops_the_labels_only_the_removed_entries_had():
+    memory = Memory.from_labels(np.eye(4, dtype=np.float32), ["x", "y", "z", "y"], [{"i": i} for i in range(4)], "fp",
+                                source="a")
+    memory.add(np.eye(4, dtype=np.float32)[:2] * 2, ["w", "x"], [{"i": 4}, {"i": 5}], source="b")
+    memory.remove("a")  # x stays (b has one), y and z go; the ids of x and w shift down
+    assert memory.labels == ["x", "w"] and list(memory.entry_labels(np.arange(2))) == ["w", "x"]
+    assert [r["i"] for r in memory.records] == [4, 5]
 
 
 def test_merge_of_shards_equals_the_memory_built_at_once(tmp_path):

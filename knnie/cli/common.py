@@ -88,6 +88,50 @@ def build_memory(front: MemoryAugmentedModel, model_dir: Path, data: Path, examp
                   f"run `{tune_command}` to choose k, T and λ", highlight=False)
 
 
+def live_memory_commands(app: typer.Typer, front_class: type[MemoryAugmentedModel], load: Callable[[Path, str], list],
+                         data_help: str, group: str) -> None:
+    """Register `add` and `remove` on a memory command group (`group`: "knnie memory", "knnie ner memory"):
+    examples added to a saved model's memory, or removed, without retraining."""
+    from knnie.cli.options import BatchSize, Device, LiveMemory, Source, SourceMemory
+
+    @app.command("add")
+    @command
+    def add(
+        model_dir: Path = typer.Argument(..., help="A model directory."),
+        data: Path = typer.Option(..., help=data_help),
+        memory: LiveMemory = "live",
+        source: Source = "",
+        batch_size: BatchSize = 64,
+        device: Device = "auto",
+    ) -> None:
+        """Add DATA to a memory of the model, saved atomically; the next prediction uses it."""
+        front = front_class.from_pretrained(model_dir, device=device)
+        examples, name = load(data, "to add"), source or data.stem
+        before = set(front.label_space)
+        n = front.add_examples(examples, memory, name, save_to=model_dir, batch_size=batch_size)
+        new = [label for label in front.label_space if label not in before]
+        console.print(f"memory '{memory}': +{n} entries from '{name}' ({len(front.memories[memory])} in all); "
+                      f"new labels: {', '.join(new) or 'none'}; undo: `{group} remove {model_dir} --source {name}`",
+                      highlight=False)
+
+    @app.command("remove")
+    @command
+    def remove(
+        model_dir: Path = typer.Argument(..., help="A model directory."),
+        source: str = typer.Option(..., help=f"The source to remove (what `{group} add` named it)."),
+        memory: SourceMemory = None,
+    ) -> None:
+        """Remove every memory entry of SOURCE (undo `add`), saved atomically."""
+        front = front_class.from_pretrained(model_dir, device="cpu")
+        sizes, labels = {name: len(m) for name, m in front.memories.items()}, front.label_space
+        n = front.remove_examples(source, memory, save_to=model_dir)
+        changes = [f"'{name}' {size} → {len(front.memories[name])}" if name in front.memories else f"'{name}' deleted"
+                   for name, size in sizes.items() if len(front.memories.get(name, ())) != size]
+        gone = [label for label in labels if label not in front.label_space]
+        console.print(f"removed {n} entries of '{source}': memory {', '.join(changes)}; labels gone: "
+                      f"{', '.join(gone) or 'none'}", highlight=False)
+
+
 def require_memory(front: MemoryAugmentedModel, model_dir: Path, build: str) -> None:
     """Refuse to tune a model without memories, naming the command that builds one."""
     if not front.memories:

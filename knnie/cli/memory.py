@@ -1,4 +1,5 @@
-"""`knnie memory build`: encode a labelled set with a trained model and store it as a memory."""
+"""`knnie memory build | add | remove`: encode a labelled set with a trained model and store it as a
+memory; add examples to a memory (a new relation with a few examples) and remove them, without retraining."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from pathlib import Path
 
 import typer
 
-from knnie.cli.common import build_memory, command, load_relations
+from knnie.cli.common import build_memory, command, live_memory_commands, load_relations
 from knnie.cli.options import BatchSize, Device, Fp16, Index, MemoryName
 from knnie.tasks.re import RelationExtractor
 
-app = typer.Typer(help="Build the memories a model consults at prediction time.", no_args_is_help=True)
+app = typer.Typer(help="Build, grow and shrink the memories a model consults at prediction time.", no_args_is_help=True)
 
 
 @app.command("build")
@@ -28,3 +29,8 @@ def build(
     extractor = RelationExtractor.from_pretrained(model_dir, memories=False, device=device)
     build_memory(extractor, model_dir, data, load_relations(data, name), name, index, fp16, batch_size,
                  "keys", "knnie tune")
+
+
+
+live_memory_commands(app, RelationExtractor, load_relations,
+                     "Labelled examples to add (labels the model never saw are fine).", "knnie memory")

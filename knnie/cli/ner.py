@@ -13,6 +13,7 @@ from knnie.cli.common import (
     build_memory,
     command,
     console,
+    live_memory_commands,
     out,
     print_tune_table,
     require_memory,
@@ -44,7 +45,7 @@ from knnie.tasks.ner import EntityRecognizer, tag_set, train_ner
 from knnie.tasks.training import TrainConfig, seed_everything
 
 app = typer.Typer(help="Named-entity recognition with a memory of training words (kNN-NER).", no_args_is_help=True)
-memory_app = typer.Typer(help="Build the word memories a NER model consults.", no_args_is_help=True)
+memory_app = typer.Typer(help="Build, grow and shrink the word memories a NER model consults.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 
 
@@ -53,6 +54,10 @@ def load_tagged(path: Path, what: str) -> list[TaggedSentence]:
     console.print(f"{what}: {len(sentences)} sentences, {sum(len(s.tokens) for s in sentences)} words from {path}",
                   highlight=False)
     return sentences
+
+
+live_memory_commands(memory_app, EntityRecognizer, load_tagged,
+                     "Tagged sentences to add (tags the model never saw are fine).", "knnie ner memory")
 
 
 @app.command("train")

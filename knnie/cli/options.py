@@ -16,7 +16,9 @@ from knnie.memory import INDEXES
 from knnie.memory.memory import check_name
 
 
-def _memory_name(value: str) -> str:
+def _memory_name(value: str | None) -> str | None:
+    if value is None:
+        return None
     try:
         return check_name(value)
     except KnnieError as e:
@@ -39,3 +41,10 @@ Device = Annotated[str, typer.Option(help=f"Where the encoder runs: {' | '.join(
                                      "is a CUDA GPU if there is one). FAISS search stays on the CPU.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Allow --out to be a non-empty directory that is not a "
                                          "knnie model: everything in it is replaced.")]
+LiveMemory = Annotated[str, typer.Option("--memory", callback=_memory_name,
+                                         help="The memory that grows (made if absent); to let new examples compete "
+                                              "with the training ones for neighbours, name the tuned memory: train.")]
+Source = Annotated[str, typer.Option(help="The name the examples are kept under, to remove them later (default: "
+                                          "the data file's name without its extension).")]
+SourceMemory = Annotated[str | None, typer.Option("--memory", callback=_memory_name,
+                                                 help="Only this memory (default: every memory holding the source).")]

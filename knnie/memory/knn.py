@@ -9,6 +9,8 @@ Distances are squared L2 (what FAISS returns). Two kernels:
   1 / scale), so T is still tuned on dev for each kernel.
 
 p_kNN(y) = sum_i 1[y = r_i] w_i / sum_i w_i, computed as a softmax so it never underflows.
+Labels only a memory holds (the classifier head never saw them) are predicted through p_kNN:
+see `interpolate`.
 """
 
 from __future__ import annotations
@@ -53,9 +55,19 @@ def knn_from_kernel_distances(kd: np.ndarray, neighbour_labels: np.ndarray, n_la
     return np.bincount(flat, weights=w.ravel(), minlength=n * n_labels).reshape(n, n_labels)
 
 
-def interpolate(p_knn: np.ndarray, p_model: np.ndarray, lam: float | np.ndarray) -> np.ndarray:
-    """p = λ·p_kNN + (1 − λ)·p_model; an array of λ gives one distribution per λ (leading axis)."""
+def interpolate(p_knn: np.ndarray, p_model: np.ndarray, lam: float | np.ndarray, known: int | None = None
+                ) -> np.ndarray:
+    """p = λ·p_kNN + (1 − λ)·p_model; an array of λ gives one distribution per λ (leading axis).
+
+    `known`: the head's labels are the first `known` of the label space, the rest only memories
+    hold (p_model is 0 there). The head's softmax is then read as p(y | y is one of its labels),
+    with no opinion on the others: the memory's kNN mass on them, u, goes through whole, and
+    the head speaks for the rest, p_head = p_kNN on unknown labels + (1 − u)·p_model. Without
+    kNN mass on unknown labels (u = 0) this is exactly the plain formula."""
     lam = np.asarray(lam, dtype=np.float64)
     if lam.ndim:
         lam = lam[:, None, None]
+    if known is not None and known < p_knn.shape[-1]:
+        unknown = np.where(np.arange(p_knn.shape[-1]) >= known, p_knn, 0.0)
+        p_model = unknown + (1.0 - unknown.sum(axis=1, keepdims=True)) * p_model
     return lam * p_knn + (1.0 - lam) * p_model

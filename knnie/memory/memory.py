@@ -165,14 +165,20 @@ class Memory:
 
     def remove(self, source: str) -> int:
         """Drop every entry of `source`; returns how many. The index is rebuilt from what is left,
-        exactly as it would be built from those entries alone."""
+        exactly as it would be built from those entries alone, and labels only those entries had
+        leave the vocabulary (so a remove undoes an add's new labels too)."""
         if source not in self.sources:
             raise KnnieError(f"no source '{source}' in this memory (its sources: {', '.join(self.sources)})")
         sid = self.sources.index(source)
         keep = self.source_ids != sid
         if not keep.any():
             raise KnnieError(f"removing '{source}' would leave the memory empty; delete the memory instead")
-        self.keys, self.values = self.keys[keep], self.values[keep]
+        values = self.values[keep]
+        gone = np.setdiff1d(self.values, values)
+        if len(gone):
+            self.config.labels = [label for i, label in enumerate(self.labels) if i not in gone]
+            values = values - np.searchsorted(gone, values)  # ids shift down past the labels that left
+        self.keys, self.values = self.keys[keep], values
         self.records = [r for r, k in zip(self.records, keep) if k]
         ids = self.source_ids[keep]
         self.config.sources = [s for i, s in enumerate(self.sources) if i != sid]
@@ -197,6 +203,7 @@ class Memory:
         merged = cls(first.keys, first.values, first.records, list(first.labels), first.config.fingerprint,
                      first.config.index, first.config.fp16, first.config.metric)
         merged.config.sources, merged.source_ids = list(first.sources), first.source_ids.copy()
+        merged.set_search(first.config.nprobe, first.config.ef_search)
         for other in shards[1:]:
             for sid, source in enumerate(other.sources):
                 rows = np.flatnonzero(other.source_ids == sid)

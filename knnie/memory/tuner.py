@@ -134,9 +134,10 @@ def grid_points(k_max: int, ks: tuple[int, ...] = K_GRID) -> tuple[int, ...]:
 
 def tune_grid(distances: np.ndarray, neighbour_labels: np.ndarray, p_model: np.ndarray, score: ScoreFn,
               ks: tuple[int, ...] = K_GRID, lambdas: tuple[float, ...] = LAMBDA_GRID,
-              kernels: tuple[str, ...] = KERNELS) -> GridResult:
+              kernels: tuple[str, ...] = KERNELS, known: int | None = None) -> GridResult:
     """Score every (kernel, k, T, λ) from one search's results: distances and neighbour
-    labels (n, k_max), sorted nearest first; p_model (n, C) the model's own distribution."""
+    labels (n, k_max), sorted nearest first; p_model (n, C) the model's own distribution
+    (`known`: the head's labels are the first `known`, see `interpolate`)."""
     ks = grid_points(distances.shape[1], ks)
     n_labels = p_model.shape[1]
     scores = np.zeros((len(kernels), len(ks), len(T_RELATIVE) + len(T_ABSOLUTE), len(lambdas)))
@@ -149,7 +150,7 @@ def tune_grid(distances: np.ndarray, neighbour_labels: np.ndarray, p_model: np.n
             temps[ki].append(grid)
             for ti, t in enumerate(grid):
                 p_knn = knn_from_kernel_distances(kd, neighbour_labels[:, :k], n_labels, t)
-                scores[ki, kk, ti] = score(interpolate(p_knn, p_model, np.array(lambdas)).argmax(-1))
+                scores[ki, kk, ti] = score(interpolate(p_knn, p_model, np.array(lambdas), known).argmax(-1))
     return GridResult(scores, tuple(kernels), ks, temps, tuple(lambdas))
 
 

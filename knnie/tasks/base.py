@@ -11,8 +11,10 @@ A subclass says how it builds its representer, how dev is scored and what a pred
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -24,7 +26,7 @@ from knnie.data.schema import Neighbour
 from knnie.encoders.device import resolve_device
 from knnie.encoders.representer import Representer
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
-from knnie.io import atomic_dir, read_safetensors
+from knnie.io import atomic_dir, locked, read_json, read_safetensors, recover, remove_dir
 from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import NAME, Memory, check_name
 from knnie.memory.tuner import (
@@ -256,6 +258,89 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         memory.check_compatible(self.fingerprint, f"memory '{name}'")
         self.memories[name] = memory
 
+    # -- live memories: examples added and removed without retraining ------------------------
+    def add_examples(self, examples: list[E], memory: str = "live", source: str = "added",
+                     save_to: str | Path | None = None, batch_size: int = 64) -> int:
+        """Remember labelled examples without retraining: encode them and add them to memory `memory`
+        (made if absent) as source `source`; the next prediction consults them, and a label the head
+        never saw joins the label space (predicted through p_kNN, see `knnie.memory.knn.interpolate`).
+        With `save_to` (this model's directory) the memory saved there is what grows: it is re-read
+        under a lock, so that additions by other processes are kept, written atomically (a crash leaves
+        the previous one) and attached here. Returns the number of entries added (a NER sentence gives
+        one per word); `remove_examples(source)` undoes it."""
+        check_name(memory)
+        added = self.build_memory(examples, batch_size=batch_size, source=source)
+        self._edit_memory(memory, save_to, lambda current: added if current is None else Memory.merge([current, added]))
+        return len(added)
+
+    def remove_examples(self, source: str, memory: str | None = None, save_to: str | Path | None = None) -> int:
+        """Forget every entry of `source` in memory `memory`, or in every memory that holds it; a memory
+        left empty is detached (and deleted from `save_to`). With `save_to` the memories saved there
+        change, as in `add_examples`. Returns the number of entries removed."""
+        held = self._memory_sources(save_to)
+        names = [check_name(memory)] if memory is not None else [n for n, s in held.items() if source in s]
+        if not names:
+            found = sorted({s for sources in held.values() for s in sources})
+            raise KnnieError(f"no memory holds source '{source}' (sources: {', '.join(found) or 'none'})")
+        removed = 0
+
+        def forget(name: str, current: Memory | None) -> Memory | None:
+            nonlocal removed
+            if current is None:
+                raise KnnieError(f"no memory '{name}' (memories: {', '.join(sorted(held)) or 'none'})")
+            if current.sources == [source]:
+                removed += len(current)
+                return None
+            kept = Memory.merge([current])  # a copy: the attached memory changes only once the change is saved
+            removed += kept.remove(source)
+            return kept
+
+        for name in names:
+            self._edit_memory(name, save_to, functools.partial(forget, name))
+        return removed
+
+    def _memory_sources(self, save_to: str | Path | None) -> dict[str, list[str]]:
+        """The sources of each memory: the attached ones, and with `save_to` those saved there
+        (which another process may have changed)."""
+        found = {name: list(m.sources) for name, m in self.memories.items()}
+        for config in sorted((Path(save_to) / model_dir.MEMORIES).glob("*/memory.json")) if save_to else []:
+            raw = read_json(config, "memory config")
+            if NAME.fullmatch(config.parent.name) and isinstance(raw, dict):
+                found[config.parent.name] = list(raw.get("sources", []))
+        return found
+
+    def _edit_memory(self, name: str, save_to: str | Path | None, change: Callable[[Memory | None], Memory | None]
+                     ) -> None:
+        """Replace memory `name` by `change(current)` (None: absent, or delete it) and attach the result.
+        With `save_to`, under the memory's edit lock: the saved memory, where there is one, is `current`,
+        and the result replaces it atomically before it is attached here."""
+        if save_to is None:
+            result = change(self.memories.get(name))
+        else:
+            self._check_model_dir(Path(save_to))
+            target = model_dir.memory_dir(save_to, name)
+            with locked(target.with_name(f"{target.name}.edit")):
+                recover(target)
+                result = change(Memory.load(target) if target.is_dir() else self.memories.get(name))
+                if result is None:
+                    remove_dir(target)
+                else:
+                    result.check_compatible(self.fingerprint, f"memory '{name}'")
+                    result.save(target)
+        if result is None:
+            self.memories.pop(name, None)
+        else:
+            self.attach_memory(name, result)
+
+    def _check_model_dir(self, path: Path) -> None:
+        """Refuse to change memories in a directory that is not a saved model of these weights."""
+        raw = read_json(path / model_dir.CONFIG_FILE, "knnie model config")
+        saved = raw.get("fingerprint") if isinstance(raw, dict) else None
+        if saved != self.fingerprint:
+            raise IncompatibleArtefactError(
+                f"{path} is not a saved copy of this model (its weights' fingerprint is {saved}, this model's "
+                f"{self.fingerprint}): memories are saved with the model whose vectors they hold")
+
     def params(self, name: str, knn_only: bool = False) -> KnnParams:
         """The tuned settings of memory `name` (at λ = 1 if knn_only), or UNTUNED; λ is 1 without a head."""
         table = "knn_only" if knn_only else "knn"
@@ -269,9 +354,20 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         if k is not None:
             check_count(k, 1, "k")
         check_count(at_least, 0, "at_least")
-        return {name: memory.search(vectors, k or max(at_least, self.params(name).k, self.params(name, True).k),
+        need = {name: max(at_least, self.params(name).k, self.params(name, True).k) for name in self.memories}
+        pooled = self._pooled()
+        return {name: memory.search(vectors, k or (max(need.values()) if name in pooled else need[name]),
                                     depth=self.params(name).depth, exact=exact)
                 for name, memory in self.memories.items()}
+
+    def _pooled(self) -> list[str]:
+        """The memories without tuned settings (e.g. one `add_examples` made) when others have some.
+        Their entries are searched as part of each tuned memory, one kNN over the union with its
+        settings, not averaged with it: a few added examples then compete with the tuned memory's
+        entries for each query's neighbours instead of weighing as much as all of them (a memory of
+        new labels only would put half the mass on them for every query)."""
+        untuned = [name for name in self.memories if name not in self.config.knn]
+        return untuned if len(untuned) < len(self.memories) else []
 
     # -- distributions ---------------------------------------------------------------------
     def _in_space(self, p_model: np.ndarray, space: list[str]) -> np.ndarray:
@@ -287,18 +383,30 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     def memory_distributions(self, p_model: np.ndarray, searches: Searches,
                              knn_only: bool = False) -> dict[str, np.ndarray]:
         """λ·p_kNN + (1 − λ)·p_model over the label space for each memory with its own settings
-        (λ = 1 if knn_only)."""
-        return {name: self._memory_distribution(name, self.params(name, knn_only), p_model, searches[name])
-                for name in self.memories}
+        (λ = 1 if knn_only); memories without settings are pooled into the tuned ones (`_pooled`)."""
+        pooled = self._pooled()
+        extra = {name: searches[name] for name in pooled}
+        return {name: self._memory_distribution(name, self.params(name, knn_only), p_model, searches[name],
+                                                pooled=extra)
+                for name in self.memories if name not in pooled}
 
     def _memory_distribution(self, name: str, params: KnnParams, p_model: np.ndarray,
-                             search: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """λ·p_kNN + (1 − λ)·p_model of one memory's search with these settings, over the label space."""
-        space = self.label_space
-        dist, ids = search
-        p_knn = knn_probs(dist[:, : params.k], self._space_ids(name, ids[:, : params.k], space), len(space),
-                          params.temperature, params.kernel)
-        return interpolate(p_knn, self._in_space(p_model, space), params.lam)
+                             search: tuple[np.ndarray, np.ndarray], head_blind: bool = True,
+                             pooled: Searches | None = None) -> np.ndarray:
+        """λ·p_kNN + (1 − λ)·p_model of one memory's search with these settings, over the label space,
+        its k neighbours taken from it and the `pooled` memories' searches together; the head has no
+        opinion on labels it never saw (`interpolate`'s `known`) unless not `head_blind` (the plain
+        formula, which gives them (1 − λ)·0)."""
+        space, k = self.label_space, params.k
+        parts = {name: search, **(pooled or {})}
+        dist = np.concatenate([d[:, :k] for d, _ in parts.values()], axis=1)
+        labels = np.concatenate([self._space_ids(n, ids[:, :k], space) for n, (_, ids) in parts.items()], axis=1)
+        if len(parts) > 1:
+            nearest = np.argsort(dist, axis=1, kind="stable")[:, :k]
+            dist, labels = np.take_along_axis(dist, nearest, 1), np.take_along_axis(labels, nearest, 1)
+        p_knn = knn_probs(dist, labels, len(space), params.temperature, params.kernel)
+        return interpolate(p_knn, self._in_space(p_model, space), params.lam,
+                           len(self.labels) if head_blind else None)
 
     def _combine(self, per_memory: dict[str, np.ndarray]) -> np.ndarray:
         """One distribution from those of several memories: the mix tuned on dev when it covers
@@ -364,7 +472,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         lambdas = LAMBDA_GRID if self.has_head else (1.0,)
         for name, (dist, ids) in searches.items():
             grid = tune_grid(dist, self._space_ids(name, ids, space), self._in_space(p_model, space), score,
-                             lambdas=lambdas)
+                             lambdas=lambdas, known=len(self.labels))
             slack = 0.0 if self.memories[name].exact else DEPTH_TOLERANCE
             best, f1 = grid.choose(tolerance=slack)
             only, only_f1 = grid.choose(1.0, slack, max_k=None if self.memories[name].exact else best.k)
