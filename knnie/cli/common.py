@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from knnie.cli.options import BatchSize, Device, LiveMemory, Source, SourceMemory
 from knnie.data import RelationExample, read_relations
 from knnie.errors import KnnieError
 from knnie.io import write_json
@@ -92,8 +93,6 @@ def live_memory_commands(app: typer.Typer, front_class: type[MemoryAugmentedMode
                          data_help: str, group: str) -> None:
     """Register `add` and `remove` on a memory command group (`group`: "knnie memory", "knnie ner memory"):
     examples added to a saved model's memory, or removed, without retraining."""
-    from knnie.cli.options import BatchSize, Device, LiveMemory, Source, SourceMemory
-
     @app.command("add")
     @command
     def add(
