@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     writes = [item(ex, label=True) for ex in read_relations(SAMPLE / "train.jsonl")]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    load_before = os.getloadavg()
     server = start_server(model, port, args.threads, model.parent / "server.log")
     try:
         def health() -> dict[str, Any]:
@@ -201,12 +202,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reduced": f"the model is the sample's (400 training examples, 3 epochs); the load generator shares the "
                    f"machine with the server; server torch threads: {args.threads}",
         "model": str(model), "additions": lost,
+        "load_average": {"before": load_before, "after": os.getloadavg(),
+                         "note": "1/5/15-minute load of the machine (other work shares its 2 cores)"},
         "errors": {"reads": reading["errors"][:20], "mixed": mixed["errors"][:20]},
         "rows": rows,
     }
     extra = [f"Additions: {lost['added']} examples added by {args.writers} writers; memory 'live' held "
              f"{before} before, {after} after (/health), {reloaded} after reloading the directory: "
-             f"{lost['lost']} lost."]
+             f"{lost['lost']} lost.",
+             "", f"Machine load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in load_before)}; after: "
+             f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared with other work)."]
     write_results("service_load", report, args.out_dir, extra)
     if reading["errors"] or mixed["errors"] or lost["lost"] or after != reloaded:
         log("FAILED: errors or lost additions (see the report)")
