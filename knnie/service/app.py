@@ -134,10 +134,10 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
             examples = _located("sentences", lambda i, s: TaggedSentence(
                 list(s.tokens), [bio_tag(tag, None, None) for tag in s.tags], source=f"sentences[{i}]"),
                                 req.sentences)
-        added = await _write(target, lambda m: m.add_examples(examples, memory=req.memory, source=req.source,
-                                                               save_to=target.path))
-        return {"model": target.name, "memory": req.memory, "source": req.source, "added": added,
-                "size": len(target.model.memories[req.memory])}
+        added, size = await _write(target, lambda m: (
+            m.add_examples(examples, memory=req.memory, source=req.source, save_to=target.path),
+            len(m.memories[req.memory])))
+        return {"model": target.name, "memory": req.memory, "source": req.source, "added": added, "size": size}
 
     @app.post("/memory/remove", dependencies=[Depends(writer)])
     async def memory_remove(req: MemoryRemoveRequest) -> dict[str, Any]:
@@ -150,16 +150,16 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
         if not any(req.source in m.sources for n, m in memories.items() if req.memory in (None, n)):
             raise HTTPException(404, f"no entries from source '{req.source}' (field 'source') in "
                                      f"{req.memory or 'any memory'} of model '{target.name}'")
-        removed = await _write(target, lambda m: m.remove_examples(req.source, memory=req.memory,
-                                                                    save_to=target.path))
-        return {"model": target.name, "source": req.source, "removed": removed,
-                "memories": {name: len(m) for name, m in memories.items()}}
+        removed, sizes = await _write(target, lambda m: (
+            m.remove_examples(req.source, memory=req.memory, save_to=target.path),
+            {name: len(memory) for name, memory in m.memories.items()}))
+        return {"model": target.name, "source": req.source, "removed": removed, "memories": sizes}
 
     return app
 
 
 def relation_example(item: RelationItem, label: str | None = None) -> RelationExample:
-    """A request's relation item as an example: raw text is tokenised (spans must fall on word edges)."""
+    """A request's relation item as an example: raw text is tokenised, cut at the spans' edges."""
     head, tail = item.head, item.tail
     if item.text is not None:
         return example_from_text(item.text, (head.start, head.end, head.type), (tail.start, tail.end, tail.type),
@@ -191,11 +191,11 @@ async def _result(future: Any) -> Any:
     return await asyncio.wrap_future(future)
 
 
-async def _write(target: Served, change: Callable[[Any], int]) -> int:
-    """Run a memory write on the model with its lock held (off the event loop). A DataError (the
-    model's files on disk cannot be read) is a 503; another refusal (e.g. a removal that would empty
-    a memory) a 409."""
-    def locked() -> int:
+async def _write(target: Served, change: Callable[[Any], T]) -> T:
+    """Run a memory write (and read what it left) on the model with its lock held, off the event loop.
+    A DataError (the model's files on disk cannot be read) is a 503; another refusal a 409."""
+
+    def locked() -> T:
         with target.lock:
             return change(target.model)
 
