@@ -11,7 +11,8 @@ the entity recognizer in one batched call, and every ordered pair of mentions wi
 through the relation extractor in one batched call; pairs predicted as the negative label are
 dropped. Nothing is cut silently: a sentence longer than the recognizer's encoder is read in
 windows, and where a window boundary falls inside a mention, or a pair does not fit the relation
-encoder (that pair gets no answer), the extraction's `warnings` say so and one summary line is logged.
+encoder (that pair gets no answer), the extraction's `warnings` say so and one summary line is logged
+(besides the encoders' own one-line notices that they read long input in windows).
 
 The relation extractor's typed markers must know every entity type the recognizer can predict
 (an untyped extractor takes any): it would otherwise read markers it never learned, so such a
@@ -31,6 +32,7 @@ from knnie.data.schema import Neighbour, RelationExample, Span, TaggedSentence
 from knnie.data.tokenize import split_text
 from knnie.encoders.markers import first_few
 from knnie.errors import KnnieError, check_count
+from knnie.progress import track
 from knnie.tasks.ner import EntityRecognizer
 from knnie.tasks.re import RelationExtractor
 
@@ -40,7 +42,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class Entity:
     """A mention found in a text: [start, end) in characters of the text, its type, the mean
-    probability of its words' tags and (on request) the training words nearest its first word."""
+    probability of its words' tags and (on request) the training words nearest its first word.
+    `sentence` and `tokens` place it among the text's sentences and that sentence's tokens (a
+    `Document`'s own tokens: what token-level scoring compares)."""
 
     id: str
     start: int
@@ -49,6 +53,8 @@ class Entity:
     text: str
     score: float
     neighbours: list[Neighbour] | None = None
+    sentence: int = 0
+    tokens: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.id, "start": self.start, "end": self.end, "type": self.type, "text": self.text,
@@ -149,13 +155,13 @@ class Pipeline:
         check_count(batch_size, 1, "batch_size")
         self.check_types()
         results, sentences = [], []
-        for i, item in enumerate(texts):
-            text, parts = self._sentences(item, i)
-            results.append(Extraction(text))
+        for i, item in track(enumerate(texts), "splitting sentences", len(texts), show_progress):
+            extraction, parts = self._sentences(item, i)
+            results.append(extraction)
             sentences += parts
         found = self.recognizer.predict(
             [TaggedSentence(s.tokens, None, results[s.item].text, s.offsets, f"text {s.item}") for s in sentences],
-            neighbours, batch_size, show_progress, warn=False)
+            neighbours, batch_size, show_progress)
         mentions: list[list[Span]] = []
         for s, prediction in zip(sentences, found):
             extraction = results[s.item]
@@ -174,22 +180,28 @@ class Pipeline:
                         sum(bool(r.warnings) for r in results), len(results), first_few(warned, 2))
         return results
 
-    def _sentences(self, item: str | Document, i: int) -> tuple[str, list[_Sentence]]:
-        """An input's text and its sentences: pysbd's for raw text, the document itself for a `Document`."""
+    def _sentences(self, item: str | Document, i: int) -> tuple[Extraction, list[_Sentence]]:
+        """An input's (empty) extraction and its sentences: pysbd's for raw text, the document itself
+        for a `Document`."""
         if isinstance(item, Document):
             text, offsets = item.located()
-            return text, [_Sentence(i, 0, list(item.tokens), list(offsets))] if item.tokens else []
+            return Extraction(text), [_Sentence(i, 0, list(item.tokens), list(offsets))] if item.tokens else []
         if not isinstance(item, str):
             raise KnnieError(f"text {i}: expected a string or a Document, found {type(item).__name__}")
-        out, at = [], 0
+        extraction, out, at = Extraction(item), [], 0
         for segment in self.segmenter.segment(item) if item.strip() else []:
             start = item.find(segment, at)  # pysbd without cleaning returns pieces of the text, in order
-            start = at if start < 0 else start
+            if start < 0:  # it changed the text: offsets would be wrong, so the rest is read as one sentence
+                extraction.warnings.append(f"the sentence splitter changed the text after character {at}; the rest "
+                                           "was read as one sentence")
+                start, segment = at, item[at:]
             at = start + len(segment)
             tokens, offsets = split_text(segment, self.recognizer.config.char_tokens)
             if tokens:
                 out.append(_Sentence(i, len(out), tokens, [(a + start, b + start) for a, b in offsets]))
-        return item, out
+            if at == len(item):
+                break
+        return extraction, out
 
     @staticmethod
     def _entities(sentences: list[_Sentence], mentions: list[list[Span]], results: list[Extraction],
@@ -202,7 +214,7 @@ class Pipeline:
             for e in spans:
                 entity = Entity(f"T{len(extraction.entities) + 1}", e.char_start, e.char_end, e.type,
                                 extraction.text[e.char_start : e.char_end], e.score,
-                                list(e.neighbours) if with_neighbours else None)
+                                list(e.neighbours) if with_neighbours else None, s.index, (e.start, e.end))
                 extraction.entities.append(entity)
                 ids[-1].append(entity.id)
         return ids

@@ -1,10 +1,11 @@
-"""The `knnie` command: train → memory build → tune → evaluate → predict (and `ner`, `ds`, `zeroshot`, `serve`)."""
+"""The `knnie` command: train → memory build → tune → evaluate → predict (and `extract`, `ner`, `ds`, `zeroshot`,
+`serve`)."""
 
 from __future__ import annotations
 
 import typer
 
-from knnie.cli import ds, evaluate, memory, ner, predict, serve, train, tune, zeroshot
+from knnie.cli import ds, evaluate, extract, memory, ner, predict, serve, train, tune, zeroshot
 
 app = typer.Typer(
     help="knnie: relation extraction that consults a memory of labelled examples (kNN-RE).",
@@ -15,6 +16,7 @@ app.add_typer(memory.app, name="memory")
 app.command("tune")(tune.tune_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("predict")(predict.predict_command)
+app.command("extract")(extract.extract_command)
 app.add_typer(ds.app, name="ds")
 app.add_typer(ner.app, name="ner")
 app.add_typer(zeroshot.app, name="zeroshot")

@@ -213,22 +213,19 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return out
 
     def predict(self, texts: list[str | list[str] | TaggedSentence], neighbours: int = 0, batch_size: int = 64,
-                show_progress: bool = False, warn: bool = True) -> list[NERPrediction]:
+                show_progress: bool = False) -> list[NERPrediction]:
         """Entities of each text, with type, score and the nearest training words behind them. A
-        text over the encoder's limit is read in windows (one warning for all, unless not `warn`:
-        a caller that reports them itself from `NERPrediction.windows`)."""
+        text over the encoder's limit is read in windows (one warning for all; `NERPrediction.windows`
+        says where each starts)."""
         check_count(neighbours, 0, "neighbours")
         check_count(batch_size, 1, "batch_size")
         sentences = self.as_sentences(texts)
         if not sentences:
             return []
-        windows = self.windows(sentences, warn)
-        self.model.eval()
-        vectors, p_model = self.representer.encode_units(windows, sum(len(s.tokens) for s in sentences),
-                                                         self.model.classifier, batch_size, show_progress)
-        starts = [[] for _ in sentences]
-        for w in windows:
+        starts: list[list[int]] = [[] for _ in sentences]
+        for w in self.windows(sentences, warn=False):  # the words' pieces are cached: cheap next to the encoder
             starts[w.sentence].append(w.first_word)
+        vectors, p_model = self.encode(sentences, batch_size, show_progress)
         searches = self.search(vectors, at_least=neighbours)
         p = self.final(self.distributions(p_model, searches))
         best = p.argmax(-1)
