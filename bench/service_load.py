@@ -12,7 +12,9 @@ served by `knnie serve` in a subprocess on 127.0.0.1 (a free port). Then:
    of both, errors, and whether an addition was lost: the memory's size after must be its size
    before plus the examples added, as /health says and as the directory reloaded from disk says.
 
-The load generator runs on the same 2 cores as the server (one torch thread by default).
+The load generator runs on the same 2 cores as the server (one torch thread by default). For
+scale, `RelationExtractor.predict` on a batch of the size the server formed is timed in-process
+with the same threads: the rate the encoder allows without HTTP.
 
 Run: .venv/bin/python bench/service_load.py [--clients 50] [--seconds 60] [--writers 5] [--threads 1]
 Writes bench/results/service_load.json and .md.
@@ -35,6 +37,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import torch
 
 from common import RESULTS, RUNS, command, log, machine, row, write_results
 from knnie import read_relations
@@ -151,6 +154,19 @@ def phase_rows(setting: str, result: dict[str, Any], batches: dict[str, int]) ->
     return rows
 
 
+def predict_rate(extractor: Any, examples: list, threads: int, repeats: int = 5) -> list[float]:
+    """Items per second of `predict` (3 neighbours) on these examples, `repeats` times, with `threads`
+    torch threads: what the server's batches cost without HTTP."""
+    torch.set_num_threads(threads)
+    extractor.predict(examples, 3)  # warm up
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        extractor.predict(examples, 3)
+        rates.append(len(examples) / (time.perf_counter() - start))
+    return rates
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=50)
@@ -165,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = args.runs_dir / "service_load" / "model"  # a fresh copy each run: the writes change it
     shutil.rmtree(model.parent, ignore_errors=True)
     shutil.copytree(trained_model(args.runs_dir, args.threads), model)
-    reads = [item(ex) for ex in read_relations(SAMPLE / "test.jsonl")]
+    reads_examples = read_relations(SAMPLE / "test.jsonl")
+    reads = [item(ex) for ex in reads_examples]
     writes = [item(ex, label=True) for ex in read_relations(SAMPLE / "train.jsonl")]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -187,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         server.terminate()
         server.wait(60)
     after = served["memories"]["live"]["size"]
-    reloaded = len(load(model, device="cpu").memories["live"])
+    extractor = load(model, device="cpu")
+    reloaded = len(extractor.memories["live"])
     lost = {"memory_size_before": before, "added": mixed["added"], "size_after_health": after,
             "size_after_reload": reloaded, "lost": before + mixed["added"] - reloaded}
     log(f"additions: {lost}")
@@ -196,6 +214,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        mixed, batches)
     rows.append(row("fewrel8 sample", "writes", "knnie serve", "additions lost (before + added - after reload)",
                     [lost["lost"]]))
+    size = round(after_reads["items"] / max(after_reads["calls"], 1))
+    rate = predict_rate(extractor, reads_examples[:size], args.threads)
+    rows.append(row("fewrel8 sample", f"the same model in-process, batches of {size}", "RelationExtractor.predict",
+                    "items/s (no HTTP: the encoder's bound)", rate))
     report = {
         "command": command(), "data": f"{SAMPLE} (requests: test.jsonl; additions: train.jsonl)",
         "encoder": DEFAULT_ENCODER, "seeds": "n/a (a load test)", "machine": machine(),
