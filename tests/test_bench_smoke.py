@@ -65,6 +65,18 @@ def test_knn_re_ds(tmp_path: Path) -> None:
     check_results(tmp_path / "knn_re_ds_fewrel-pubmed.json")
 
 
+def test_live_memory(tmp_path: Path) -> None:
+    import live_memory
+
+    live_memory.main(["--seeds", "0", "--train-per-relation", "2", "--dev-per-relation", "2", "--test-per-relation",
+                      "2", "--epochs", "1", "--shots", "2", "--draws", "1", "--out-dir", str(tmp_path), "--no-reuse"])
+    report = check_results(tmp_path / "live_memory.json")
+    held = {(r["setting"], r["method"]): r["mean"] for r in report["rows"] if "held-out" in r["metric"]}
+    assert held[("before adding (K=0)", "vanilla (head only)")] == 0  # the head cannot name a held-out relation
+    run = report["runs"][0]["added"][0]
+    assert held[("K=2 added per held-out relation", live_memory.NAMES["plain"])] == run["plain"]["held-out"]
+
+
 def test_memory_scale(tmp_path: Path) -> None:
     import memory_scale
 

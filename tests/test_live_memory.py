@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,6 +179,17 @@ def test_add_with_save_to_is_durable_and_keeps_other_processes_additions(model_d
     assert (model_dir / "memories" / "live").is_dir()
     assert second.remove_examples("a", memory="live", save_to=model_dir) == 3
     assert not (model_dir / "memories" / "live").exists() and "live" not in second.memories
+
+
+def test_concurrent_writers_are_serialised_and_none_is_lost(model_dir: Path, sample: Sample):
+    extractor = RelationExtractor.from_pretrained(model_dir, device="cpu")
+    batches = {f"s{i}": relabelled(sample, label, 2) for i, label in enumerate(sample.labels[:4])}
+    with ThreadPoolExecutor(4) as pool:
+        added = list(pool.map(lambda s: extractor.add_examples(batches[s], source=s, save_to=model_dir), batches))
+    assert added == [2] * 4
+    saved = RelationExtractor.from_pretrained(model_dir, device="cpu").memories["live"]
+    assert sorted(saved.sources) == sorted(extractor.memories["live"].sources) == sorted(batches)
+    assert len(saved) == len(extractor.memories["live"]) == 8
 
 
 def test_a_failed_write_leaves_the_previous_memory_usable(model_dir: Path, sample: Sample, monkeypatch):

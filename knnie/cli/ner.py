@@ -56,10 +56,6 @@ def load_tagged(path: Path, what: str) -> list[TaggedSentence]:
     return sentences
 
 
-live_memory_commands(memory_app, EntityRecognizer, load_tagged,
-                     "Tagged sentences to add (tags the model never saw are fine).", "knnie ner memory")
-
-
 @app.command("train")
 @command
 def train_command(
@@ -107,6 +103,10 @@ def memory_build(
     recognizer = EntityRecognizer.from_pretrained(model_dir, memories=False, device=device)
     build_memory(recognizer, model_dir, data, load_tagged(data, name), name, index, fp16, batch_size,
                  "word keys", "knnie ner tune")
+
+
+live_memory_commands(memory_app, EntityRecognizer, load_tagged,
+                     "Tagged sentences to add (tags the model never saw are fine).", "knnie ner memory")
 
 
 @app.command("tune")

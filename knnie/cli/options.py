@@ -42,8 +42,8 @@ Device = Annotated[str, typer.Option(help=f"Where the encoder runs: {' | '.join(
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Allow --out to be a non-empty directory that is not a "
                                          "knnie model: everything in it is replaced.")]
 LiveMemory = Annotated[str, typer.Option("--memory", callback=_memory_name,
-                                         help="The memory that grows (made if absent); to let new examples compete "
-                                              "with the training ones for neighbours, name the tuned memory: train.")]
+                                         help="The memory that grows (made if absent; until it is tuned, it is "
+                                              "searched together with the tuned memory, as one kNN).")]
 Source = Annotated[str, typer.Option(help="The name the examples are kept under, to remove them later (default: "
                                           "the data file's name without its extension).")]
 SourceMemory = Annotated[str | None, typer.Option("--memory", callback=_memory_name,

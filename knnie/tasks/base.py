@@ -313,24 +313,28 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
                      ) -> None:
         """Replace memory `name` by `change(current)` (None: absent, or delete it) and attach the result.
         With `save_to`, under the memory's edit lock: the saved memory, where there is one, is `current`,
-        and the result replaces it atomically before it is attached here."""
+        and the result replaces it atomically, then is attached here (still under the lock, so that
+        of two threads the later writer's memory, which holds both changes, is the one attached)."""
         if save_to is None:
-            result = change(self.memories.get(name))
-        else:
-            self._check_model_dir(Path(save_to))
-            target = model_dir.memory_dir(save_to, name)
-            with locked(target.with_name(f"{target.name}.edit")):
-                recover(target)
-                result = change(Memory.load(target) if target.is_dir() else self.memories.get(name))
-                if result is None:
-                    remove_dir(target)
-                else:
-                    result.check_compatible(self.fingerprint, f"memory '{name}'")
-                    result.save(target)
-        if result is None:
+            self._attach_or_drop(name, change(self.memories.get(name)))
+            return
+        self._check_model_dir(Path(save_to))
+        target = model_dir.memory_dir(save_to, name)
+        with locked(target.with_name(f"{target.name}.edit")):
+            recover(target)
+            result = change(Memory.load(target) if target.is_dir() else self.memories.get(name))
+            if result is None:
+                remove_dir(target)
+            else:
+                result.check_compatible(self.fingerprint, f"memory '{name}'")
+                result.save(target)
+            self._attach_or_drop(name, result)
+
+    def _attach_or_drop(self, name: str, memory: Memory | None) -> None:
+        if memory is None:
             self.memories.pop(name, None)
         else:
-            self.attach_memory(name, result)
+            self.attach_memory(name, memory)
 
     def _check_model_dir(self, path: Path) -> None:
         """Refuse to change memories in a directory that is not a saved model of these weights."""
