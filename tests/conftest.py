@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
+from knnie import EntityRecognizer, RelationExample, RelationExtractor, TrainConfig, read_relations, read_tagged, train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "fewrel8"
 # modules whose tests train models or run whole workflows; `pytest -m "not slow"` leaves them out
@@ -57,3 +57,19 @@ def trained(sample: Sample) -> Trained:
     train(extractor, sample.train, sample.dev, TrainConfig(epochs=2, lr=1e-4))
     extractor.attach_memory("train", extractor.build_memory(sample.train))
     return Trained(extractor, extractor.tune(sample.dev))
+
+
+@pytest.fixture(scope="session")
+def served_dirs(sample: Sample, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two small saved models for the service's tests, no training: a headless NER model with a memory
+    of the 120 sample sentences (tuned on 40 dev sentences) and a headless relation model with a
+    memory of 40 sample examples. Tests that write to them work on copies."""
+    root = tmp_path_factory.mktemp("served")
+    ner = EntityRecognizer.headless(max_length=128, device="cpu")
+    ner.attach_memory("train", ner.build_memory(read_tagged(SAMPLE.parent / "ner" / "train.txt"), source="train"))
+    ner.tune(read_tagged(SAMPLE.parent / "ner" / "dev.txt")[:40])
+    ner.save_pretrained(root / "ner")
+    extractor = RelationExtractor.headless(max_length=128, device="cpu")
+    extractor.attach_memory("train", extractor.build_memory(sample.train[::10], source="train"))
+    extractor.save_pretrained(root / "re")
+    return {"ner": root / "ner", "re": root / "re"}
