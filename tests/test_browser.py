@@ -112,3 +112,12 @@ def test_the_page_shows_the_error_of_a_bad_request(page):
     page.click("#extract")
     expect(page.locator("#error")).to_contain_text("body.texts: Value error, text 0 is blank")
     expect(page.locator("#result")).to_be_hidden()
+
+
+def test_the_api_docs_render_offline(browser, server):
+    """/docs is Swagger UI served by knnie itself: it renders every endpoint with no network."""
+    page = browser.new_page()
+    page.goto(f"{server}/docs")
+    for path in ("/extract", "/relations", "/entities", "/memory/add", "/memory/remove", "/health"):
+        expect(page.locator(f".opblock-summary-path[data-path='{path}']")).to_have_count(1)
+    page.close()

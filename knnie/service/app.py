@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -67,9 +68,9 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
         yield
         served.close()
 
-    app = FastAPI(title="knnie", version="0.1.0", lifespan=lifespan,
-                  description="Retrieval-augmented information extraction: entities, relations, and the memory "
-                              "entries behind each decision.")
+    app = FastAPIOffline(title="knnie", version="0.1.0", lifespan=lifespan,  # /docs served without a CDN
+                         description="Retrieval-augmented information extraction: entities, relations, and the "
+                                     "memory entries behind each decision.")
     app.state.models = served
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     _add_error_handlers(app)
