@@ -16,6 +16,7 @@ import torch
 
 import knnie
 from knnie import DataError, EntityRecognizer, Memory, RelationExtractor, example_from_text
+from knnie.memory.knn import knn_probs
 from knnie.memory.tuner import KnnParams
 
 
@@ -105,6 +106,21 @@ def test_an_untuned_mix_is_the_mean(extractor, sample):
     searches = extractor.search(vectors)
     per = extractor.memory_distributions(p_model, searches)
     np.testing.assert_allclose(extractor.distributions(p_model, searches)["knn_re"], (per["train"] + per["dev"]) / 2)
+
+
+def test_an_untuned_memory_gives_knn_only_at_lambda_1_and_knn_re_at_the_default(extractor, sample):
+    """Before `tune`, 'knn' (and a prediction's p_knn) is the memory alone, not the default mix."""
+    vectors, p_model = extractor.encode(sample.test[:10])
+    searches = extractor.search(vectors)
+    dist, ids = searches["train"]
+    k = extractor.params("train").k
+    labels = extractor.memories["train"].values[ids[:, :k]]
+    p_knn = knn_probs(dist[:, :k], labels, len(extractor.labels), 1.0, "rbf")  # UNTUNED: k 16, T 1, rbf
+    p = extractor.distributions(p_model, searches)
+    np.testing.assert_allclose(p["knn"], p_knn, atol=1e-12)
+    np.testing.assert_allclose(p["knn_re"], 0.5 * p_knn + 0.5 * p_model, atol=1e-12)
+    [pred] = extractor.predict(sample.test[:1])
+    assert pred.p_knn == pytest.approx(p_knn[0, extractor.labels.index(pred.label)])
 
 
 def test_load_opens_any_model_with_its_own_class(untrained, tmp_path, sample):

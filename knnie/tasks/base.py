@@ -350,7 +350,7 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         table = "knn_only" if knn_only else "knn"
         chosen = getattr(self.config, table).get(name)
         params = KnnParams.from_dict(chosen, field=f"{table}.{name}") if chosen else UNTUNED
-        return params if self.has_head else replace(params, lam=1.0)
+        return replace(params, lam=1.0) if knn_only or not self.has_head else params
 
     def search(self, vectors: np.ndarray, k: int | None = None, at_least: int = 0, exact: bool = False) -> Searches:
         """Search every memory once, k deep or as deep as its settings (and `at_least`) need, at
