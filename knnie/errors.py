@@ -19,11 +19,15 @@ class DataError(KnnieError):
         self, message: str, *, path: str | Path | None = None, line: int | str | None = None,
         field: str | None = None,
     ) -> None:
-        self.path, self.line, self.field = path, line, field
+        self.message, self.path, self.line, self.field = message, path, line, field
         where = ":".join(str(p) for p in (path, line) if p is not None)
         if field:
             where = f"{where} field '{field}'" if where else f"field '{field}'"
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class NotFoundError(KnnieError):
+    """A memory or a source of memory entries asked for by name that is not there."""
 
 
 class IncompatibleArtefactError(KnnieError):

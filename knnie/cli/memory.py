@@ -31,6 +31,5 @@ def build(
                  "keys", "knnie tune")
 
 
-
 live_memory_commands(app, RelationExtractor, load_relations,
                      "Labelled examples to add (labels the model never saw are fine).", "knnie memory")

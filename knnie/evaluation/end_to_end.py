@@ -36,11 +36,12 @@ def end_to_end_scores(gold: list[Document], predicted: list[Document]) -> dict[s
         if g.tokens != p.tokens:
             raise ValueError(f"document {i} ({g.source or 'no source'}): the predicted document's tokens differ "
                              "from the gold ones; pair the predictions with the documents they were made from")
-        gold_entities = {(e.start, e.end, e.type) for e in g.entities}
-        right = {(e.start, e.end) for e in p.entities if (e.start, e.end, e.type) in gold_entities}
+        gold_entities = set(g.entities)  # spans compare by tokens and type
+        correct = [e for e in p.entities if e in gold_entities]
+        right = {(e.start, e.end) for e in correct}
         counts["entity_gold"] += len(g.entities)
         counts["entity_predicted"] += len(p.entities)
-        counts["entity_correct"] += sum((e.start, e.end, e.type) in gold_entities for e in p.entities)
+        counts["entity_correct"] += len(correct)
         gold_relations = {(_bounds(r.head), _bounds(r.tail), r.label) for r in g.relations or []}
         counts["relation_gold"] += len(gold_relations)
         for r in p.relations or []:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from knnie.errors import DataError, IncompatibleArtefactError, KnnieError
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, NotFoundError
 from knnie.io import atomic_dir, file_digest, read_json, read_safetensors, recover, verify_files
 
 INDEXES = ("flat", "ivf", "hnsw", "auto")  # "auto" picks one of the first three by the number of keys
@@ -168,7 +168,7 @@ class Memory:
         exactly as it would be built from those entries alone, and labels only those entries had
         leave the vocabulary (so a remove undoes an add's new labels too)."""
         if source not in self.sources:
-            raise KnnieError(f"no source '{source}' in this memory (its sources: {', '.join(self.sources)})")
+            raise NotFoundError(f"no source '{source}' in this memory (its sources: {', '.join(self.sources)})")
         sid = self.sources.index(source)
         keep = self.source_ids != sid
         if not keep.any():

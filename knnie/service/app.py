@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from knnie.data.readers import example_from_text
 from knnie.data.schema import RelationExample, Span, TaggedSentence
 from knnie.data.tagged import bio_tag
-from knnie.errors import DataError, KnnieError
+from knnie.errors import DataError, KnnieError, NotFoundError
 from knnie.service.models import Models, Served
 from knnie.service.schemas import (
     EntitiesRequest,
@@ -99,7 +99,7 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
         """The entities of each text: type, character offsets, score and (with `neighbours`) the
         training words behind each."""
         ner = served.get(req.model, EntityRecognizer.task)
-        sentences = _located("texts", lambda i, t: ner.model.as_sentences([t])[0], req.texts)
+        sentences = await run_in_threadpool(_located, "texts", lambda i, t: ner.model.as_sentences([t])[0], req.texts)
         predictions = await _result(ner.batcher.submit(sentences, (req.neighbours,)))
         return {"model": ner.name, "results": [p.to_dict() for p in predictions]}
 
@@ -108,7 +108,7 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
         """The relation between each given head and tail (character spans into `text`, or token spans
         into `tokens`), its probability, the split between the model and the memory, and neighbours."""
         re = served.get(req.model, RelationExtractor.task)
-        examples = _located("items", lambda i, item: relation_example(item), req.items)
+        examples = await run_in_threadpool(_located, "items", lambda i, item: relation_example(item), req.items)
         predictions = await _result(re.batcher.submit(examples, (req.neighbours,)))
         return {"model": re.name, "results": [relation_row(ex, p) for ex, p in zip(examples, predictions)]}
 
@@ -129,12 +129,12 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
         `source`."""
         target = served.get(req.model, RelationExtractor.task if req.relations is not None else EntityRecognizer.task)
         if req.relations is not None:
-            examples: list[Any] = _located("relations", lambda i, item: relation_example(item, item.label),
-                                           req.relations)
+            examples: list[Any] = await run_in_threadpool(
+                _located, "relations", lambda i, item: relation_example(item, item.label), req.relations)
         else:
-            examples = _located("sentences", lambda i, s: TaggedSentence(
+            examples = await run_in_threadpool(_located, "sentences", lambda i, s: TaggedSentence(
                 list(s.tokens), [bio_tag(tag, None, None) for tag in s.tags], source=f"sentences[{i}]"),
-                                req.sentences)
+                                               req.sentences)
         added, size = await _write(target, lambda m: (
             m.add_examples(examples, memory=req.memory, source=req.source, save_to=target.path),
             len(m.memories[req.memory])))
@@ -144,13 +144,6 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
     async def memory_remove(req: MemoryRemoveRequest) -> dict[str, Any]:
         """Remove every entry added with `source` (from memory `memory`, or from every memory) and save."""
         target = served.get(req.model, None)
-        memories = target.model.memories
-        if req.memory is not None and req.memory not in memories:
-            raise HTTPException(404, f"model '{target.name}' has no memory '{req.memory}' (field 'memory'); its "
-                                     f"memories: {', '.join(memories) or 'none'}")
-        if not any(req.source in m.sources for n, m in memories.items() if req.memory in (None, n)):
-            raise HTTPException(404, f"no entries from source '{req.source}' (field 'source') in "
-                                     f"{req.memory or 'any memory'} of model '{target.name}'")
         removed, sizes = await _write(target, lambda m: (
             m.remove_examples(req.source, memory=req.memory, save_to=target.path),
             {name: len(memory) for name, memory in m.memories.items()}))
@@ -183,8 +176,7 @@ def _located(name: str, convert: Callable[[int, Any], T], items: list[Any]) -> l
             out.append(convert(i, item))
         except DataError as e:
             loc = ("body", name, i, *([e.field] if e.field else []))
-            message = str(e).split(": ", 1)[-1] if e.field or e.path else str(e)
-            raise RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}]) from None
+            raise RequestValidationError([{"type": "value_error", "loc": loc, "msg": e.message}]) from None
     return out
 
 
@@ -194,7 +186,8 @@ async def _result(future: Any) -> Any:
 
 async def _write(target: Served, change: Callable[[Any], T]) -> T:
     """Run a memory write (and read what it left) on the model with its lock held, off the event loop.
-    A DataError (the model's files on disk cannot be read) is a 503; another refusal a 409."""
+    A memory or source that is not there is a 404, a DataError (the model's files on disk cannot be
+    read) a 503, another refusal a 409."""
 
     def locked() -> T:
         with target.lock:
@@ -202,6 +195,8 @@ async def _write(target: Served, change: Callable[[Any], T]) -> T:
 
     try:
         return await run_in_threadpool(locked)
+    except NotFoundError as e:
+        raise HTTPException(404, f"model '{target.name}': {e}") from None
     except DataError as e:
         log.error("write to model '%s' failed: %s", target.name, e)
         raise HTTPException(503, f"model '{target.name}' could not be written: {e}") from None

@@ -25,7 +25,7 @@ import torch
 from knnie.data.schema import Neighbour
 from knnie.encoders.device import resolve_device
 from knnie.encoders.representer import Representer
-from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, check_count
+from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, NotFoundError, check_count
 from knnie.io import atomic_dir, locked, read_json, read_safetensors, recover, remove_dir
 from knnie.memory.knn import interpolate, knn_probs
 from knnie.memory.memory import NAME, Memory, check_name
@@ -281,13 +281,13 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
         names = [check_name(memory)] if memory is not None else [n for n, s in held.items() if source in s]
         if not names:
             found = sorted({s for sources in held.values() for s in sources})
-            raise KnnieError(f"no memory holds source '{source}' (sources: {', '.join(found) or 'none'})")
+            raise NotFoundError(f"no memory holds source '{source}' (sources: {', '.join(found) or 'none'})")
         removed = 0
 
         def forget(name: str, current: Memory | None) -> Memory | None:
             nonlocal removed
             if current is None:
-                raise KnnieError(f"no memory '{name}' (memories: {', '.join(sorted(held)) or 'none'})")
+                raise NotFoundError(f"no memory '{name}' (memories: {', '.join(sorted(held)) or 'none'})")
             if current.sources == [source]:
                 removed += len(current)
                 return None
