@@ -79,10 +79,15 @@ def tagged(split: str) -> list:
     return [flat(d).tagged() for d in read_documents(SCIERC / f"{split}.json")]
 
 
+def fraction(task: str, args) -> float:
+    """The share of the training data a run of `task` ("re", "train-re", ...) uses: only RE is cut."""
+    return args.train_fraction if task.endswith("re") else 1.0
+
+
 def model_dir(task: str, args) -> Path:
-    fraction = f"-f{args.train_fraction:g}" if task == "re" and args.train_fraction < 1 else ""
+    part = f"-f{fraction(task, args):g}" if fraction(task, args) < 1 else ""
     limit = f"-limit{args.limit}" if args.limit else ""
-    return args.models_dir / f"{task}-lr{args.lr:g}-e{args.epochs}-s{args.seed}{fraction}{limit}"
+    return args.models_dir / f"{task}-lr{args.lr:g}-e{args.epochs}-s{args.seed}{part}{limit}"
 
 
 def save_run(path: Path, model, history: list[dict], seconds: float, args) -> None:
@@ -90,6 +95,7 @@ def save_run(path: Path, model, history: list[dict], seconds: float, args) -> No
     best = max(history, key=lambda h: h["dev_f1"])
     (path / "run.json").write_text(json.dumps({
         "task": args.command, "lr": args.lr, "epochs": args.epochs, "seed": args.seed, "encoder": args.encoder,
+        "train_fraction": fraction(args.command, args), "limit": args.limit,
         "history": history, "best_epoch": best["epoch"], "dev_f1": best["dev_f1"], "train_seconds": round(seconds, 1),
     }, indent=2) + "\n", encoding="utf-8")
     log(f"saved {path}: best epoch {best['epoch']}, dev F1 {100 * best['dev_f1']:.2f}")
@@ -122,11 +128,12 @@ def train_re_run(args) -> None:
 
 
 def best_run(task: str, args) -> tuple[Path, dict[str, Any]]:
-    """The trained model of `task` (of the smoke runs with --limit) with the best dev score, and every run's record."""
-    limit = args.limit
+    """The trained model of `task` with the best dev score among the runs on the same data as this one
+    (training fraction and --limit), and every such run's record."""
     runs = {path: json.loads((path / "run.json").read_text(encoding="utf-8"))
-            for path in sorted(args.models_dir.glob(f"{task}-*")) if (path / "run.json").exists()
-            and ("limit" in path.name) == bool(limit) and path.name.endswith(f"-limit{limit}" if limit else "")}
+            for path in sorted(args.models_dir.glob(f"{task}-*")) if (path / "run.json").exists()}
+    runs = {path: run for path, run in runs.items()
+            if (run.get("train_fraction"), run.get("limit")) == (fraction(task, args), args.limit)}
     if not runs:
         raise SystemExit(f"no trained {task} model in {args.models_dir}: run `train-{task}` first")
     best = max(runs, key=lambda path: runs[path]["dev_f1"])
@@ -173,10 +180,7 @@ def relations_found(extractor: RelationExtractor, documents: list[Document]) -> 
 
 def as_document(gold: Document, extraction: Extraction) -> Document:
     """A pipeline's extraction of a gold-tokenised sentence as a document of token spans, to score it."""
-    _, offsets = gold.located()
-    first = {start: i for i, (start, _) in enumerate(offsets)}
-    after = {end: i + 1 for i, (_, end) in enumerate(offsets)}
-    spans = {e.id: Span(first[e.start], after[e.end], e.type) for e in extraction.entities}
+    spans = {e.id: Span(*e.tokens, e.type) for e in extraction.entities}
     return Document(gold.tokens, entities=list(spans.values()),
                     relations=[Relation(spans[r.head], spans[r.tail], r.label) for r in extraction.relations])
 
@@ -248,17 +252,18 @@ def evaluate(args) -> dict[str, Any]:
     test = read_documents(SCIERC / "test.json")[: args.limit]
     recognizer = EntityRecognizer.from_pretrained(ner_dir, device="cpu")
     extractor = RelationExtractor.from_pretrained(re_dir, device="cpu")
-    scores = {}
+    scores, both_knn = {}, []
     for ner_method, documents in entities_found(recognizer, test).items():
         for re_method, predicted in relations_found(extractor, documents).items():
             name = f"NER {NAMES[ner_method]} + RE {NAMES[re_method]}"
             scores[name] = end_to_end_scores(test, predicted)
+            if (ner_method, re_method) == (recognizer.knn_method, extractor.knn_method):
+                both_knn = predicted
             log(f"{name}: " + ", ".join(f"{k} {100 * scores[name][k]['f1']:.2f}" for k in METRICS))
     pipe = Pipeline(recognizer, extractor)
     check = test[: args.check]
-    found = {NAMES[m]: relations_found(extractor, d) for m, d in entities_found(recognizer, check).items()}
     by_pipeline = [as_document(d, x) for d, x in zip(check, pipe.extract(check))]
-    same = end_to_end_scores(check, by_pipeline) == end_to_end_scores(check, found["kNN"]["knn_re"])
+    same = end_to_end_scores(check, by_pipeline) == end_to_end_scores(check, both_knn[: len(check)])
     log(f"Pipeline.extract on the first {len(check)} test Documents scores as NER kNN + RE kNN above: {same}")
     abstracts: dict[str, list[str]] = {}
     for d in test:
