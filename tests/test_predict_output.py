@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from knnie import RelationExample, RelationExtractor, Span, example_from_text, read_relations
 from knnie.cli.main import app
+from knnie.tasks.base import UNTUNED
 from tests.helpers import write_lines
 
 MAX_LENGTH = 48
@@ -64,6 +65,8 @@ def test_rows_give_the_original_mentions_with_offsets_and_neighbours_as_their_se
         check_span(row, "head", head)
         check_span(row, "tail", tail)
         assert row["prediction"] in {"born in", "director"} and 0 < row["probability"] <= 1
+        # the untuned interpolation of the head's and the memory's shares of the predicted label
+        assert row["probability"] == pytest.approx(UNTUNED.lam * row["p_knn"] + (1 - UNTUNED.lam) * row["p_model"])
         assert {n["text"] for n in row["neighbours"]} == {s[0] for s in SENTENCES}
         for n in row["neighbours"]:
             _, n_head, n_tail, n_label = next(s for s in SENTENCES if s[0] == n["text"])

@@ -46,7 +46,7 @@ from knnie.service.schemas import (
     RelationsRequest,
 )
 from knnie.tasks.ner import EntityRecognizer
-from knnie.tasks.re import RelationExtractor, RelationPrediction
+from knnie.tasks.re import RelationExtractor
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -110,7 +110,7 @@ def create_app(models: Mapping[str, str | Path], api_key: str | None = None, dev
         re = served.get(req.model, RelationExtractor.task)
         examples = await run_in_threadpool(_located, "items", lambda i, item: relation_example(item), req.items)
         predictions = await _result(re.batcher.submit(examples, (req.neighbours,)))
-        return {"model": re.name, "results": [relation_row(ex, p) for ex, p in zip(examples, predictions)]}
+        return {"model": re.name, "results": [p.to_row(ex) for ex, p in zip(examples, predictions)]}
 
     @app.post("/extract")
     async def extract(req: ExtractRequest) -> dict[str, Any]:
@@ -160,12 +160,6 @@ def relation_example(item: RelationItem, label: str | None = None) -> RelationEx
                                  label)
     return RelationExample(list(item.tokens), Span(head.start, head.end, head.type),
                            Span(tail.start, tail.end, tail.type), label)
-
-
-def relation_row(example: RelationExample, prediction: RelationPrediction) -> dict[str, Any]:
-    """What /relations answers for one item: `RelationPrediction.to_row` and the split of the
-    probability between the model (p_model) and the memories (p_knn)."""
-    return {**prediction.to_row(example), "p_model": prediction.p_model, "p_knn": prediction.p_knn}
 
 
 def _located(name: str, convert: Callable[[int, Any], T], items: list[Any]) -> list[T]:

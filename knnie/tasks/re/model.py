@@ -69,10 +69,10 @@ class RelationPrediction:
 
     def to_row(self, example: RelationExample) -> dict[str, Any]:
         """What `knnie predict` writes for `example`: its text and mentions (character offsets
-        into that text), the prediction, its probability, the neighbours, and the reason when
-        there is no answer."""
+        into that text), the prediction, its probability (and its share under the head alone and the
+        memories alone), the neighbours, and the reason when there is no answer."""
         row = {**example.to_row(), "prediction": self.label, "probability": self.probability,
-               "neighbours": [n.to_row() for n in self.neighbours]}
+               "p_model": self.p_model, "p_knn": self.p_knn, "neighbours": [n.to_row() for n in self.neighbours]}
         if self.reason is not None:
             row["reason"] = self.reason
         return row
