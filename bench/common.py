@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from knnie.io import atomic_path, write_json
+
 RESULTS = Path("bench/results")
 RUNS = Path("bench/.runs")  # finished runs, so an interrupted benchmark resumes where it stopped
 
@@ -87,19 +89,18 @@ def cached(runs_dir: Path | None, key: dict[str, Any], compute: Callable[[], dic
     seconds = round(time.perf_counter() - start, 1)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "result": result, "seconds": seconds}) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_json(path, {"key": key, "result": result, "seconds": seconds})
     return result | {"seconds": seconds, "reused": False}
 
 
 def write_results(name: str, report: dict[str, Any], out_dir: Path = RESULTS, extra_md: list[str] = ()) -> None:
     """bench/results/<name>.json and a short <name>.md: the setup, then the rows."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out_dir / f"{name}.json", report)
     setup = [(k, report[k]) for k in ("command", "data", "encoder", "seeds", "machine", "reduced") if k in report]
     lines = [f"# {name}", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)} |" for k, v in setup]
     lines += ["", *rows_table(report["rows"]), "", *extra_md]
-    (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with atomic_path(out_dir / f"{name}.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     log(f"wrote {out_dir / name}.json and .md")

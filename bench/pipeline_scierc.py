@@ -50,6 +50,7 @@ from knnie.data.tagged import bio_spans
 from knnie.encoders import DEFAULT_ENCODER
 from knnie.errors import DataError
 from knnie.evaluation import end_to_end_scores
+from knnie.io import write_json
 from knnie.pipeline import Extraction
 from knnie.tasks.ner import tag_set
 
@@ -93,11 +94,11 @@ def model_dir(task: str, args) -> Path:
 def save_run(path: Path, model, history: list[dict], seconds: float, args) -> None:
     model.save_pretrained(path, overwrite=True)
     best = max(history, key=lambda h: h["dev_f1"])
-    (path / "run.json").write_text(json.dumps({
+    write_json(path / "run.json", {
         "task": args.command, "lr": args.lr, "epochs": args.epochs, "seed": args.seed, "encoder": args.encoder,
         "train_fraction": fraction(args.command, args), "limit": args.limit,
         "history": history, "best_epoch": best["epoch"], "dev_f1": best["dev_f1"], "train_seconds": round(seconds, 1),
-    }, indent=2) + "\n", encoding="utf-8")
+    })
     log(f"saved {path}: best epoch {best['epoch']}, dev F1 {100 * best['dev_f1']:.2f}")
 
 
@@ -151,7 +152,7 @@ def with_memory(cls, path: Path, train_set: list, dev_set: list) -> tuple[Path, 
         built = time.perf_counter() - start
         tuned = model.tune(dev_set) | {"memory_seconds": round(built, 1), "memory_size": len(train_set)}
         model.save_pretrained(out, overwrite=True)
-        (out / "tuned.json").write_text(json.dumps(tuned, indent=2, default=float) + "\n", encoding="utf-8")
+        write_json(out / "tuned.json", json.loads(json.dumps(tuned, default=float)))
         log(f"memory and tuning of {path.name}: {tuned}")
     return out, json.loads((out / "tuned.json").read_text(encoding="utf-8"))
 
