@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import add_runs_arguments, cached, command, log, machine, row, write_results
 
+from common import add_runs_arguments, cached, command, log, machine, row, write_results
 from knnie.tasks.fewshot.pretrain import PretrainConfig, StageReport, pretrain_encoder
 
 ROOT = Path("/work/runs/fewshot")

@@ -203,38 +203,32 @@ def supervised_infonce(vectors: torch.Tensor, labels: torch.Tensor, temperature:
 
 
 def relation_batches(labels: list[str], per_relation: int, batch_size: int, seed: int) -> list[list[int]]:
-    """Example indices of an epoch's SCL batches: each relation's examples shuffled and cut into groups of
-    `per_relation` (a last group of one joins the one before), the groups shuffled and packed into batches of
-    at most `batch_size`; a last batch of one relation joins the one before. Relations with a single example
-    have no positive and are left out."""
+    """Example indices of an epoch's SCL batches (a P×K sampler): each relation's examples shuffled and cut into
+    groups of `per_relation`; each batch takes one group from each of the batch_size // per_relation relations
+    with the most groups left (ties drawn at random), so that no relation is left over alone. Every batch holds two
+    relations or more; when a single relation has groups left they are left out of the epoch (they have no
+    negatives). An example whose relation has no other example in its batch is a negative only."""
     rng = random.Random(seed)
     by_relation: dict[str, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
         by_relation[label].append(i)
-    groups = []
+    left: dict[str, list[list[int]]] = {}
     for label in sorted(by_relation):
         idx = by_relation[label]
-        if len(idx) < 2:
-            continue
         rng.shuffle(idx)
-        cut = [idx[s : s + per_relation] for s in range(0, len(idx), per_relation)]
-        if len(cut[-1]) == 1:
-            cut[-2] += cut.pop()
-        groups += cut
-    rng.shuffle(groups)
-    batches: list[list[int]] = []
-    for group in groups:
-        if batches and len(batches[-1]) + len(group) <= batch_size:
-            batches[-1] += group
-        else:
-            batches.append(list(group))
-    if len(batches) > 1 and len({labels[i] for i in batches[-1]}) == 1:
-        batches[-2] += batches.pop()
+        left[label] = [idx[s : s + per_relation] for s in range(0, len(idx), per_relation)]
+    width = max(2, batch_size // per_relation)
+    batches = []
+    while len(left) >= 2:
+        chosen = sorted(left, key=lambda label: (len(left[label]), rng.random()), reverse=True)[:width]
+        batches.append([i for label in chosen for i in left[label].pop(0)])
+        left = {label: groups for label, groups in left.items() if groups}
     return batches
 
 
-def check_relations(examples: list[RelationExample]) -> None:
-    """Refuse data SCL cannot learn from: unlabelled examples, or fewer than two relations with two examples."""
+def check_relations(examples: list[RelationExample], warn: bool = True) -> None:
+    """Refuse data SCL cannot learn from: unlabelled examples, or fewer than two relations with two examples;
+    with `warn`, say which relations have a single example."""
     unlabelled = [ex.source or f"example {i}" for i, ex in enumerate(examples) if ex.label is None]
     if unlabelled:
         raise DataError(f"{len(unlabelled)} examples have no relation label; contrastive learning needs every "
@@ -248,8 +242,8 @@ def check_relations(examples: list[RelationExample]) -> None:
                         f"(positives and negatives); the data has {len(counts)} relation(s) "
                         f"({', '.join(sorted(counts))}), {len(usable)} of them with two examples or more")
     single = sorted(set(counts) - set(usable))
-    if single:
-        log.warning("%d relations have a single example, which has no positive: SCL leaves them out (%s)",
+    if single and warn:
+        log.warning("%d relations have a single example, which has no positive: in SCL it is a negative only (%s)",
                     len(single), first_few(single))
 
 
@@ -396,7 +390,7 @@ def pretrain(representer: RelationRepresenter, examples: list[RelationExample], 
     index) steer MSLM's relation spans. `on_stage` hears of each stage as it ends."""
     seed_everything(config.seed)
     if config.scl_epochs:
-        check_relations(examples)  # before any stage runs: a bad data file fails at once
+        check_relations(examples, warn=False)  # before any stage runs: a bad data file fails at once
         representer.too_long(examples, refuse=True)
     reports = {}
     for name, epochs, run in (("mslm", config.mslm_epochs, lambda: run_mslm(representer, examples, triggers or {},
@@ -422,6 +416,8 @@ def pretrain_encoder(data: Path, out: Path, config: PretrainConfig, encoder: str
     real = subset(read_relations(data), config.max_examples, config.seed)
     generated = read_relations(synthetic) if synthetic is not None else []
     examples = real + generated
+    if config.scl_epochs:
+        check_relations(examples, warn=False)  # before the encoder is loaded
     triggers = read_triggers(explanations, examples) if explanations is not None else {}
     seed_everything(config.seed)  # the new marker embeddings and MLM head too
     representer = RelationRepresenter.fresh(encoder, markers="typed", entity_types=[], max_length=config.max_length)
