@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -82,13 +83,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_runs_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = {}
+    previous = args.out_dir / "fewshot_pretrain.json"  # runs made by earlier invocations stay in the results
+    results = {name: r["record"] for name, r in json.loads(previous.read_text())["runs"].items()} \
+        if previous.is_file() else {}
     for name in args.runs:
         key = {"run": name, **{k: str(v) for k, v in vars(args).items() if k not in ("runs", "runs_dir", "out_dir")},
                "explanations_present": args.explanations.is_file()}
         results[name] = cached(args.runs_dir, key, functools.partial(run, name, args))
     rows = []
-    for name, record in results.items():
+    for name in [n for n in RUNS if n in results]:
+        record = results[name]
         data = record["data"]
         for stage, r in record["stages"].items():
             setting = f"{NAMES[name]}, stage {stage.upper()}"
@@ -96,16 +100,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for metric, value in (("loss on the fixed sample, before", r["loss_before"]),
                                   ("loss on the fixed sample, after", r["loss_after"]),
                                   ("training loss, last epoch", r["history"][-1]["train_loss"]),
-                                  ("examples", r["examples"]), ("wall seconds", r["seconds"])):
+                                  ("examples", r["examples"]), ("wall seconds", r["seconds"]),
+                                  ("synthetic examples among them", data["synthetic_examples"]),
+                                  ("examples masked by an explanation's trigger",
+                                   data.get("triggers_used", 0) if stage == "mslm" else 0)):
                 rows.append(row("FewRel meta-train (64 Wiki80 relations)", setting, METHODS[name], metric, [value],
                                 **common))
+        steered = data.get("triggers_used", 0)
         log(f"{NAMES[name]}: {data['examples']} examples of {data['relations']} relations, "
-            f"{data['synthetic_examples']} synthetic, {data['triggers']} with an explanation's trigger")
+            f"{data['synthetic_examples']} synthetic, {steered} masked by an explanation's trigger")
     first = next(iter(results.values()), None)
     report = {
         "command": command(),
-        "data": f"{args.data} (bench/fewshot_data.py); synthetic: {args.synthetic}; explanations: "
-                f"{args.explanations if args.explanations.is_file() else 'none (file absent when run)'}",
+        "data": f"{args.data} (bench/fewshot_data.py); synthetic (enc_mslm_scl_synth only): {args.synthetic}; "
+                "explanations: per run, in runs.<run>.record.data (a run made while the file was absent has none)",
         "encoder": args.encoder, "seeds": [args.seed], "machine": machine(),
         "reduced": f"a seeded {args.max_examples} of the 11,285 meta-training examples (every relation kept), "
                    f"{args.epochs} epoch(s) per stage, batch {args.batch_size}, lr {args.lr}, MiniLM-L6 on "

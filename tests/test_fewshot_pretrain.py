@@ -79,9 +79,9 @@ def test_the_relation_span_is_the_words_between_the_entities_or_the_explanations
     row = {**ada.to_row(), "label": "born in", "explanation": "born names a birthplace",
            "trigger": {"text": "born", "start": 17, "end": 21}}
     triggers = read_triggers(write_lines(tmp_path / "e.jsonl", row), [ada])
-    assert triggers == {0: [3]}
-    assert masked_words(tokenizer, ada, triggers[0], p_relation=1.0)[0] == "born"
-    assert masked_words(tokenizer, ada, triggers[0], p_other=1.0)[0] == "was in."
+    assert triggers == {(TEXT, 0, 12, 25, 31): [3]}
+    assert masked_words(tokenizer, ada, [3], p_relation=1.0)[0] == "born"
+    assert masked_words(tokenizer, ada, [3], p_other=1.0)[0] == "was in."
 
 
 def test_an_entity_span_is_masked_whole_or_not_at_all(tokenizer, ada):
@@ -168,7 +168,15 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pretrained(tiny, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pretrained") / "enc"
+    ex = read_relations(tiny)[0]
+    text, offsets = ex.located()
+    word = next(i for i in range(len(ex.tokens)) if not (ex.head.start <= i < ex.head.end or
+                                                         ex.tail.start <= i < ex.tail.end))
+    start, end = offsets[word]
+    explained = write_lines(out.parent / "e.jsonl", {**ex.to_row(), "label": ex.label, "explanation": "x",
+                                                      "trigger": {"text": text[start:end], "start": start, "end": end}})
     result = runner.invoke(app, ["fewshot", "pretrain", "--data", str(tiny), "--out", str(out), "--mslm-epochs", "1",
+                                 "--explanations", str(explained),
                                  "--scl-epochs", "2", "--batch-size", "8", "--per-relation", "2", "--max-length", "48",
                                  "--lr", "1e-4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
@@ -180,6 +188,7 @@ def pretrained(tiny, tmp_path_factory) -> Path:
 def test_the_pretrained_directory_records_its_run_and_its_markers_learned(pretrained):
     record = json.loads((pretrained / "pretraining.json").read_text())
     assert record["data"]["examples"] == 16 and record["data"]["relations"] == 4
+    assert record["data"]["triggers_used"] == 1
     assert set(record["stages"]) == {"mslm", "scl"} and len(record["stages"]["scl"]["history"]) == 2
     assert not any(p.name.startswith("mlm") for p in pretrained.iterdir())  # the MLM head is not saved
     seed_everything(42)  # the run's seed: the same fresh marker embeddings as it started from

@@ -55,5 +55,5 @@ def pretrain_command(
                               overwrite=overwrite, on_stage=heard)
     d = record["data"]
     console.print(f"saved {out}: {d['examples']} examples of {d['relations']} relations + {d['synthetic_examples']} "
-                  f"synthetic, {d['triggers']} relation spans from explanations; use it with `knnie train --encoder "
-                  f"{out}` or `knnie fewshot evaluate --encoder {out}`", highlight=False)
+                  f"synthetic, {d['triggers_used']} relation spans from explanations; use it with "
+                  f"`knnie train --encoder {out}` or `knnie fewshot evaluate --encoder {out}`", highlight=False)

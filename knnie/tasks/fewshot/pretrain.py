@@ -255,10 +255,10 @@ def example_key(row: dict[str, Any]) -> tuple:
     return row["text"], row["head"]["start"], row["head"]["end"], row["tail"]["start"], row["tail"]["end"]
 
 
-def read_triggers(path: Path, examples: list[RelationExample]) -> dict[int, list[int]]:
-    """The trigger tokens of the examples an explanations file gives a valid trigger, by index in `examples`
-    (tokens whose characters meet the trigger's, outside head and tail). A row naming no example of the
-    data, or a trigger that is not the text at its offsets, is an error naming its line."""
+def read_triggers(path: Path, examples: list[RelationExample]) -> dict[tuple, list[int]]:
+    """The trigger tokens of the examples an explanations file gives a valid trigger, by `example_key`
+    (tokens whose characters meet the trigger's, outside head and tail). A row naming no example of
+    `examples`, or a trigger that is not the text at its offsets, is an error naming its line."""
     index = {example_key(ex.to_row()): i for i, ex in enumerate(examples)}
     out: dict[int, list[int]] = {}
     for line, text in numbered_lines(read_text(path, "explanations file")):
@@ -287,7 +287,7 @@ def read_triggers(path: Path, examples: list[RelationExample]) -> dict[int, list
         tokens = [i for i, (a, b) in enumerate(offsets) if a < end and start < b
                   and not (ex.head.start <= i < ex.head.end or ex.tail.start <= i < ex.tail.end)]
         if tokens:
-            out[index[key]] = tokens
+            out[key] = tokens
     return out
 
 
@@ -328,13 +328,13 @@ def mean_loss(model: nn.Module, batches: list[tuple[list[int], dict[str, torch.T
     return total / sum(len(idx) for idx, _ in batches)
 
 
-def run_mslm(representer: RelationRepresenter, examples: list[RelationExample], triggers: dict[int, list[int]],
+def run_mslm(representer: RelationRepresenter, examples: list[RelationExample], triggers: dict[tuple, list[int]],
              config: PretrainConfig, show_progress: bool = False) -> StageReport:
     """Stage 1 on `representer`'s encoder, in place; the MLM head is made here and dropped after."""
     tokenizer, encoder = representer.tokenizer, representer.encoder
     if tokenizer.mask_token_id is None:
         raise KnnieError("the encoder's tokenizer has no mask token: masked span language modelling needs one")
-    units = [mask_units(tokenizer, ex, triggers.get(i), config) for i, ex in enumerate(examples)]
+    units = [mask_units(tokenizer, ex, triggers.get(example_key(ex.to_row())), config) for ex in examples]
     head = MLMHead(encoder.get_input_embeddings(), encoder.config.hidden_size).to(representer.device)
     model = nn.ModuleDict({"encoder": encoder, "head": head})
     mask_id, pad_id = tokenizer.mask_token_id, tokenizer.pad_token_id
@@ -384,10 +384,10 @@ def run_scl(representer: RelationRepresenter, examples: list[RelationExample], c
 
 
 def pretrain(representer: RelationRepresenter, examples: list[RelationExample], config: PretrainConfig,
-             triggers: dict[int, list[int]] | None = None, show_progress: bool = False,
+             triggers: dict[tuple, list[int]] | None = None, show_progress: bool = False,
              on_stage: Callable[[str, StageReport], None] | None = None) -> dict[str, StageReport]:
-    """Both stages (those with epochs) on `representer`, in place; `triggers` (token indices by example
-    index) steer MSLM's relation spans. `on_stage` hears of each stage as it ends."""
+    """Both stages (those with epochs) on `representer`, in place; `triggers` (token indices by
+    `example_key`) steer MSLM's relation spans. `on_stage` hears of each stage as it ends."""
     seed_everything(config.seed)
     if config.scl_epochs:
         check_relations(examples, warn=False)  # before any stage runs: a bad data file fails at once
@@ -413,12 +413,15 @@ def pretrain_encoder(data: Path, out: Path, config: PretrainConfig, encoder: str
     with its record (pretraining.json, also returned). The synthetic examples join the (sub-sampled) data in
     both stages; explanations only steer MSLM's masks."""
     check_out(out, overwrite)
-    real = subset(read_relations(data), config.max_examples, config.seed)
+    full = read_relations(data)
+    real = subset(full, config.max_examples, config.seed)
     generated = read_relations(synthetic) if synthetic is not None else []
     examples = real + generated
     if config.scl_epochs:
         check_relations(examples, warn=False)  # before the encoder is loaded
-    triggers = read_triggers(explanations, examples) if explanations is not None else {}
+    # explanations may name any example of the data, in the subset or not
+    triggers = read_triggers(explanations, full + generated) if explanations is not None else {}
+    steered = sum(example_key(ex.to_row()) in triggers for ex in examples)
     seed_everything(config.seed)  # the new marker embeddings and MLM head too
     representer = RelationRepresenter.fresh(encoder, markers="typed", entity_types=[], max_length=config.max_length)
     representer.to(resolve_device(device))
@@ -430,7 +433,7 @@ def pretrain_encoder(data: Path, out: Path, config: PretrainConfig, encoder: str
               "data": {"path": str(data), "examples": len(real), "relations": len({ex.label for ex in real}),
                        "synthetic": None if synthetic is None else str(synthetic), "synthetic_examples": len(generated),
                        "explanations": None if explanations is None else str(explanations),
-                       "triggers": len(triggers)},
+                       "triggers": len(triggers), "triggers_used": steered},
               "stages": {name: asdict(r) for name, r in reports.items()},
               "seconds": round(time.perf_counter() - start, 1), "torch_threads": torch.get_num_threads()}
     representer.to("cpu")
