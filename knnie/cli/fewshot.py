@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from knnie.cli.common import command, console
-from knnie.cli.options import BatchSize, Device, Overwrite, Seed
+from knnie.cli.options import BatchSize, Device, Seed
 from knnie.encoders import DEFAULT_ENCODER
 
 app = typer.Typer(help="Few-shot relation extraction: new relations from K examples each (TKRE).",
@@ -34,7 +34,8 @@ def pretrain_command(
     per_relation: int = typer.Option(4, min=2, help="Examples of one relation together in a contrastive batch."),
     temperature: float = typer.Option(0.1, help="InfoNCE temperature τ."),
     max_length: int = typer.Option(128, help="Sub-word limit; longer sentences are windowed around the entities."),
-    overwrite: Overwrite = False,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Allow --out to be a non-empty directory that is not a "
+                                                             "pre-trained encoder: everything in it is replaced."),
     device: Device = "auto",
 ) -> None:
     """Pre-train an encoder for few-shot RE in two stages, MSLM then SCL; any knnie training loads the result."""
