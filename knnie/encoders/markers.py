@@ -57,6 +57,7 @@ class Marked:
     head: int
     tail: int
     end: int
+    origins: list[int | None] | None = None  # the token of the example each word is (None: a marker), when known
 
 
 class MarkerScheme(ABC):
@@ -84,9 +85,9 @@ class TypedMarkers(MarkerScheme):
         return marker_tokens(entity_types)
 
     def mark(self, ex: RelationExample, entity_types: set[str]) -> Marked:
-        words, h, t = with_markers(ex, entity_types)
+        words, origins, h, t = typed_words(ex, entity_types)
         second = ex.tail if ex.tail.start > ex.head.start else ex.head
-        return Marked(words, h, t, max(h, t) + (second.end - second.start) + 2)  # through its end marker
+        return Marked(words, h, t, max(h, t) + (second.end - second.start) + 2, origins)  # through its end marker
 
 
 class EntityMask(MarkerScheme):
@@ -128,19 +129,30 @@ def marker_scheme(name: str) -> MarkerScheme:
 def with_markers(ex: RelationExample, entity_types: set[str]) -> tuple[list[str], int, int]:
     """The example's words with typed markers around head and tail, and the word indices of the
     head and tail start markers."""
+    words, _, h, t = typed_words(ex, entity_types)
+    return words, h, t
+
+
+def typed_words(ex: RelationExample, entity_types: set[str]) -> tuple[list[str], list[int | None], int, int]:
+    """`with_markers`, and the token of `ex` each word is (None for a marker): what a word-level
+    objective (span masking) needs to find the example's spans among the marked words."""
     spans = [("H", ex.head), ("T", ex.tail)]
     words: list[str] = []
+    origins: list[int | None] = []
     starts = {}
     for i, tok in enumerate(ex.tokens):
         for role, s in spans:
             if s.start == i:
                 starts[role] = len(words)
                 words.append(marker(role, s.type if s.type in entity_types else None))
+                origins.append(None)
         words.append(tok)
+        origins.append(i)
         for role, s in spans:
             if s.end - 1 == i:
                 words.append(marker(role, s.type if s.type in entity_types else None, end=True))
-    return words, starts["H"], starts["T"]
+                origins.append(None)
+    return words, origins, starts["H"], starts["T"]
 
 
 def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_length: int,
@@ -148,8 +160,15 @@ def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_lengt
     """Sub-word ids of one example with its entities marked, the positions the vector reads for
     head and tail, and whether it was cut to a window (it was over `max_length`). Raises
     `EntitiesTooFarApart` if the entities alone do not fit."""
-    marked = scheme.mark(ex, entity_types)
-    words, h, t = marked.words, marked.head, marked.tail
+    ids, _, h, t, windowed = encode_marked(tokenizer, ex, scheme.mark(ex, entity_types), max_length)
+    return ids, h, t, windowed
+
+
+def encode_marked(tokenizer, ex: RelationExample, marked: Marked, max_length: int
+                  ) -> tuple[list[int], list[int | None], int, int, bool]:
+    """`encode_one` of words already marked, with the marked word each sub-word comes from (None for
+    the tokenizer's own special tokens), counted in all of `marked.words` even when windowed."""
+    words, h, t, lo = marked.words, marked.head, marked.tail, 0
     enc = tokenizer(words, is_split_into_words=True)
     windowed = len(enc["input_ids"]) > max_length
     if windowed:
@@ -160,7 +179,8 @@ def encode_one(tokenizer, ex: RelationExample, entity_types: set[str], max_lengt
     for pos, w in enumerate(enc.word_ids()):
         if w is not None:
             first_piece.setdefault(w, pos)
-    return enc["input_ids"], first_piece[h], first_piece[t], windowed
+    word_ids = [None if w is None else w + lo for w in enc.word_ids()]
+    return enc["input_ids"], word_ids, first_piece[h], first_piece[t], windowed
 
 
 def encode(tokenizer, examples: list[RelationExample], entity_types: set[str], max_length: int,

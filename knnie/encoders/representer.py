@@ -150,13 +150,15 @@ class RelationRepresenter(Representer[RelationExample]):
 
     def batches(self, units: EncodedBatch, batch_size: int, shuffle: bool = False, seed: int = 0,
                 buckets: bool = True) -> list[Batch]:
-        out = []
-        for idx in batch_order([len(ids) for ids in units.input_ids], batch_size, shuffle, seed, buckets):
-            ids, mask = padded([units.input_ids[i] for i in idx], self.tokenizer.pad_token_id)
-            out.append((idx, {"input_ids": ids, "attention_mask": mask,
-                              "head_pos": torch.tensor([units.head_pos[i] for i in idx]),
-                              "tail_pos": torch.tensor([units.tail_pos[i] for i in idx])}))
-        return out
+        return [(idx, self.tensors(units, idx))
+                for idx in batch_order([len(ids) for ids in units.input_ids], batch_size, shuffle, seed, buckets)]
+
+    def tensors(self, units: EncodedBatch, idx: list[int]) -> dict[str, torch.Tensor]:
+        """The padded inputs of the units `idx`, in that order: one batch (`batches` picks the groups; a
+        caller with its own grouping, such as a sampler of relations, picks them itself)."""
+        ids, mask = padded([units.input_ids[i] for i in idx], self.tokenizer.pad_token_id)
+        return {"input_ids": ids, "attention_mask": mask, "head_pos": torch.tensor([units.head_pos[i] for i in idx]),
+                "tail_pos": torch.tensor([units.tail_pos[i] for i in idx])}
 
     def forward(self, input_ids, attention_mask, head_pos, tail_pos) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
