@@ -1,0 +1,141 @@
+"""FewRel N-way K-shot (issue 14): prototypes and kNN over the support set, per encoder.
+
+    PYTHONPATH=bench python bench/fewshot_fewrel.py [--encoder NAME=PATH ...] [--episodes 1000] [--seed 0]
+
+Evaluation: FewRel 1.0 val_wiki (16 relations) 5-way 1-shot, 5-way 5-shot, 10-way 1-shot, 10-way 5-shot, and
+FewRel 2.0 val_pubmed (10 relations) 5-way 1-shot, each on `--episodes` seeded episodes with 1 query per relation
+(FewRel's protocol), support and query disjoint. kNN-over-support's k, T and kernel are chosen per setting on
+`--tune-episodes` episodes of the 64 meta-training relations (bench/fewshot_data.py), never on evaluation episodes.
+Every sentence is encoded once per encoder and the vectors are kept in bench/.runs/fewshot_fewrel/ (keyed by the
+encoder's fingerprint), so a rerun, or a new encoder added later, encodes only what is missing. The encoders are
+`NAME=PATH` pairs (a directory `knnie fewshot pretrain` wrote, or an encoder name); a path that does not exist yet
+is skipped with a note, so the script can be rerun as they appear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from fewshot_data import DATA, VAL_PUBMED, VAL_WIKI, evaluation_set, meta_train
+
+from common import add_runs_arguments, cached, command, log, machine, row, write_results
+from knnie.encoders.loading import DEFAULT_ENCODER
+from knnie.io import atomic_path, read_safetensors
+from knnie.tasks.fewshot import Accuracy, episode_accuracies, load_extractor, sample_episodes, tune_knn
+from knnie.tasks.fewshot.support import default_params
+
+SETTINGS = (("val_wiki", 5, 1), ("val_wiki", 5, 5), ("val_wiki", 10, 1), ("val_wiki", 10, 5), ("val_pubmed", 5, 1))
+FILES = {"val_wiki": VAL_WIKI, "val_pubmed": VAL_PUBMED}
+VECTORS = Path("bench/.runs/fewshot_fewrel")
+NOTES = Path(__file__).with_suffix(".notes.md")  # published figures and what differs, appended to the .md
+
+
+def pools(shared: Path) -> dict[str, tuple[list, list[str]]]:
+    """Each dataset's examples and labels, in a fixed order (relations as the data functions give them)."""
+    found = {"meta_train": meta_train(shared), **{name: evaluation_set(shared, f) for name, f in FILES.items()}}
+    return {name: ([ex for exs in pool.values() for ex in exs], [r for r, exs in pool.items() for _ in exs])
+            for name, pool in found.items()}
+
+
+def vectors(encoder: str, data: dict[str, tuple[list, list[str]]], batch_size: int) -> tuple[str, dict]:
+    """The encoder's fingerprint and the vectors of every dataset, encoded once and cached by fingerprint."""
+    extractor = load_extractor(encoder, device="auto")
+    fingerprint = extractor.fingerprint
+    out = {}
+    for name, (examples, _) in data.items():
+        path = VECTORS / f"{fingerprint}-{name}-{len(examples)}.safetensors"
+        if not path.exists():
+            log(f"encoding {name} ({len(examples)} sentences) with {encoder}")
+            from safetensors.numpy import save_file
+
+            encoded = extractor.representer.encode(examples, batch_size, show_progress=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                save_file({"vectors": encoded}, str(tmp))
+        out[name] = read_safetensors(path, ("vectors",))["vectors"]
+    return fingerprint, out
+
+
+def evaluate(name: str, fingerprint: str, vecs: dict, data: dict, args: argparse.Namespace) -> list[dict]:
+    """The rows of one encoder: each setting, prototype and kNN over the support set (tuned on meta-train)."""
+    rows = []
+    for dataset, n, k in SETTINGS:
+        key = {"bench": "fewshot_fewrel", "encoder": fingerprint, "dataset": dataset, "n": n, "k": k, "q": args.q,
+               "episodes": args.episodes, "seed": args.seed, "tune_episodes": args.tune_episodes}
+
+        def run(dataset: str = dataset, n: int = n, k: int = k) -> dict:
+            meta_labels = data["meta_train"][1]
+            tuning = sample_episodes(meta_labels, n, k, args.q, args.tune_episodes, args.seed + 1)
+            params, tuned_accuracy = tune_knn(vecs["meta_train"], meta_labels, tuning)
+            labels = data[dataset][1]
+            episodes = sample_episodes(labels, n, k, args.q, args.episodes, args.seed)
+            result = {"knn_params": vars(params), "knn_meta_train_accuracy": tuned_accuracy}
+            for method, p in (("prototype", default_params("prototype", k)), ("knn", params),
+                              ("knn_default", default_params("knn", k))):
+                acc = Accuracy.of(episode_accuracies(vecs[dataset], labels, episodes, "prototype"
+                                                     if method == "prototype" else "knn", p))
+                result[method] = vars(acc)
+            return result
+
+        log(f"{name}: {dataset} {n}-way {k}-shot")
+        result = cached(args.runs_dir, key, run)
+        params = result["knn_params"]
+        methods = {"prototype": "prototype (nearest mean, squared L2)",
+                   "knn": f"kNN over support (k={params['k']}, T={params['temperature']:.3g}×scale, "
+                          f"{params['kernel']}; tuned on meta-train)",
+                   "knn_default": f"kNN over support, defaults (k=K={k}, T={default_params('knn', k).temperature}"
+                                  "×scale, plain)"}
+        for method, label in methods.items():
+            acc = result[method]
+            rows.append(row(dataset, f"{n}-way {k}-shot", f"{name}: {label}", "accuracy", [acc["mean"]],
+                            ci95=acc["ci95"], episodes=acc["episodes"], encoder=name,
+                            meta_train_accuracy=result["knn_meta_train_accuracy"] if method == "knn" else None))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encoder", action="append", default=[],
+                        help="NAME=PATH, repeatable; default: the bundled encoder as is")
+    parser.add_argument("--episodes", type=int, default=1000)
+    parser.add_argument("--tune-episodes", type=int, default=500)
+    parser.add_argument("--q", type=int, default=1, help="queries per relation and episode")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shared", type=Path, default=DATA)
+    add_runs_arguments(parser)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    encoders = [e.split("=", 1) for e in args.encoder] or [["as is", DEFAULT_ENCODER]]
+    data = pools(args.shared)
+    rows, used, skipped = [], {}, []
+    for name, path in encoders:
+        if path != DEFAULT_ENCODER and not Path(path).is_dir():
+            log(f"{name}: {path} does not exist (yet); skipped")
+            skipped.append(f"{name} ({path} absent)")
+            continue
+        fingerprint, vecs = vectors(path, data, args.batch_size)
+        used[name] = {"path": path, "fingerprint": fingerprint}
+        rows += evaluate(name, fingerprint, vecs, data, args)
+    write_results("fewshot_fewrel", {
+        "command": command(),
+        "data": {"val_wiki": f"{VAL_WIKI} (16 relations x 700)", "val_pubmed": f"{VAL_PUBMED} (10 relations x 100)",
+                 "meta_train": "64 Wiki80 relations outside val_wiki, 11,285 sentences (bench/fewshot_data.py): "
+                               "kNN's k, T, kernel are tuned on its episodes only",
+                 "sizes": {name: len(labels) for name, (_, labels) in data.items()}},
+        "encoder": used, "skipped": skipped,
+        "seeds": {"episodes": args.seed, "tuning_episodes": args.seed + 1, "marker_init": 0},
+        "machine": machine(),
+        "reduced": f"no meta-training on FewRel train_wiki (not available); encoders are MiniLM-L6 (22M parameters, "
+                   f"384-d states, vectors 768-d), not BERT-base; {args.episodes} episodes per setting, {args.q} "
+                   f"query per relation; CPU, {args.threads} thread(s)",
+        "rows": rows,
+    }, extra_md=NOTES.read_text(encoding="utf-8").splitlines() if NOTES.exists() else [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
