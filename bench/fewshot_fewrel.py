@@ -30,12 +30,46 @@ from knnie.tasks.fewshot.support import default_params
 SETTINGS = (("val_wiki", 5, 1), ("val_wiki", 5, 5), ("val_wiki", 10, 1), ("val_wiki", 10, 5), ("val_pubmed", 5, 1))
 FILES = {"val_wiki": VAL_WIKI, "val_pubmed": VAL_PUBMED}
 VECTORS = Path("bench/.runs/fewshot_fewrel")
-NOTES = Path(__file__).with_suffix(".notes.md")  # published figures and what differs, appended to the .md
+# Published figures beside the prototype rows: Proto (BERT-base) meta-trained on train_wiki, accuracy (%) on the
+# FewRel 1.0 test set ("on 1.0") and on FewRel 2.0's PubMed test set ("on 2.0"), Gao et al. 2019 (FewRel 2.0, EMNLP),
+# Table 2; BERT-PAIR on the validation sets, thunlp/FewRel readme.md at commit 278a231
+PUBLISHED = {
+    ("val_wiki", 5, 1): "Proto (BERT) 80.68 ± 0.28 (test; Gao et al. 2019, Tab. 2); BERT-PAIR val 85.66 (readme)",
+    ("val_wiki", 5, 5): "Proto (BERT) 89.60 ± 0.09 (test; Gao et al. 2019, Tab. 2); BERT-PAIR val 89.48 (readme)",
+    ("val_wiki", 10, 1): "Proto (BERT) 71.48 ± 0.15 (test; Gao et al. 2019, Tab. 2); BERT-PAIR val 76.84 (readme)",
+    ("val_wiki", 10, 5): "Proto (BERT) 82.89 ± 0.11 (test; Gao et al. 2019, Tab. 2); BERT-PAIR val 81.76 (readme)",
+    ("val_pubmed", 5, 1): "Proto (BERT) 40.12 ± 0.19 (PubMed test; Gao et al. 2019, Tab. 2); BERT-PAIR val 70.70, "
+                          "Proto-CNN + adversarial val 48.73 (thunlp/FewRel readme)",
+}
+NOTES = [
+    "## Published figures and what differs",
+    "",
+    "* Gao et al. 2019 (FewRel 2.0, EMNLP), Table 2, Proto (BERT), meta-trained on FewRel's train_wiki (64 relations "
+    "x 700): FewRel 1.0 test 5-way 1-shot 80.68 ± 0.28, 5-way 5-shot 89.60 ± 0.09, 10-way 1-shot 71.48 ± 0.15, "
+    "10-way 5-shot 82.89 ± 0.11; on the PubMed test set (domain adaptation) 40.12 / 51.50 / 26.45 / 36.93. These are "
+    "test-set figures (the test sets are hidden); the same paper's val figures for Proto (BERT) were not found.",
+    "* thunlp/FewRel readme.md (commit 278a231), validation sets: BERT-PAIR val_wiki 85.66 / 89.48 / 76.84 / 81.76; "
+    "BERT-PAIR val_pubmed 70.70 / 80.59 / 59.52 / 70.30; Proto-CNN + adversarial training val_pubmed 48.73 / 64.38 / "
+    "34.82 / 50.39.",
+    "* Han et al. 2018 (FewRel, EMNLP), Table 4: Prototypical Network (CNN) 69.20 / 84.79 / 56.44 / 75.55 and kNN "
+    "(CNN) 54.67 / 68.77 / 41.24 / 55.87 (5-1 / 5-5 / 10-1 / 10-5).",
+    "* TKRE (Guo et al., IJCAI 2025; github UESTC-GQJ/TKRE): reports no FewRel N-way K-shot figures. Its protocol is "
+    "K-shot supervised fine-tuning (K = 8 / 16 / 32) of RoBERTa-large after MSLM + SCL pre-training on TACRED-family "
+    "data (fewshot_scripts/run_roberta.sh, mslm_roberta.sh); its numeric gains were not found in the searchable "
+    "corpora here, so none is quoted. Its pre-training is compared here on FewRel episodes instead.",
+    "* What differs: no meta-training on train_wiki (not available; the 64 meta-training relations here are Wiki80's "
+    "~176 sentences each, used only to choose kNN's k, T and kernel, and by `knnie fewshot pretrain`); MiniLM-L6 "
+    "(22.7M parameters) instead of BERT-base (110M); no episode training at all for the 'as is' rows (the encoder "
+    "is a sentence-embedding model; the entity-marker tokens are new, randomly initialised under seed 0); CPU only; "
+    "1 query per relation per episode (FewRel's protocol).",
+]
 
 
-def pools(shared: Path) -> dict[str, tuple[list, list[str]]]:
-    """Each dataset's examples and labels, in a fixed order (relations as the data functions give them)."""
-    found = {"meta_train": meta_train(shared), **{name: evaluation_set(shared, f) for name, f in FILES.items()}}
+def pools(shared: Path, meta_per_relation: int | None = None) -> dict[str, tuple[list, list[str]]]:
+    """Each dataset's examples and labels, in a fixed order (relations as the data functions give them); the
+    meta-training relations' first `meta_per_relation` examples each when given (they only tune kNN)."""
+    meta = {r: exs[:meta_per_relation] for r, exs in meta_train(shared).items()}
+    found = {"meta_train": meta, **{name: evaluation_set(shared, f) for name, f in FILES.items()}}
     return {name: ([ex for exs in pool.values() for ex in exs], [r for r, exs in pool.items() for _ in exs])
             for name, pool in found.items()}
 
@@ -64,7 +98,8 @@ def evaluate(name: str, fingerprint: str, vecs: dict, data: dict, args: argparse
     rows = []
     for dataset, n, k in SETTINGS:
         key = {"bench": "fewshot_fewrel", "encoder": fingerprint, "dataset": dataset, "n": n, "k": k, "q": args.q,
-               "episodes": args.episodes, "seed": args.seed, "tune_episodes": args.tune_episodes}
+               "episodes": args.episodes, "seed": args.seed, "tune_episodes": args.tune_episodes,
+               "meta_train": len(data["meta_train"][1])}
 
         def run(dataset: str = dataset, n: int = n, k: int = k) -> dict:
             meta_labels = data["meta_train"][1]
@@ -90,9 +125,11 @@ def evaluate(name: str, fingerprint: str, vecs: dict, data: dict, args: argparse
                                   "×scale, plain)"}
         for method, label in methods.items():
             acc = result[method]
+            extra = {"published": PUBLISHED[(dataset, n, k)]} if method == "prototype" else {}
+            if method == "knn":
+                extra["meta_train_accuracy"] = result["knn_meta_train_accuracy"]
             rows.append(row(dataset, f"{n}-way {k}-shot", f"{name}: {label}", "accuracy", [acc["mean"]],
-                            ci95=acc["ci95"], episodes=acc["episodes"], encoder=name,
-                            meta_train_accuracy=result["knn_meta_train_accuracy"] if method == "knn" else None))
+                            ci95=acc["ci95"], episodes=acc["episodes"], encoder=name, **extra))
     return rows
 
 
@@ -106,12 +143,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--meta-per-relation", type=int, default=None,
+                        help="encode only the first N sentences of each meta-training relation (they tune kNN alone)")
     parser.add_argument("--shared", type=Path, default=DATA)
     add_runs_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     encoders = [e.split("=", 1) for e in args.encoder] or [["as is", DEFAULT_ENCODER]]
-    data = pools(args.shared)
+    data = pools(args.shared, args.meta_per_relation)
     rows, used, skipped = [], {}, []
     for name, path in encoders:
         if path != DEFAULT_ENCODER and not Path(path).is_dir():
@@ -134,7 +173,7 @@ def main() -> None:
                    f"384-d states, vectors 768-d), not BERT-base; {args.episodes} episodes per setting, {args.q} "
                    f"query per relation; CPU, {args.threads} thread(s)",
         "rows": rows,
-    }, extra_md=NOTES.read_text(encoding="utf-8").splitlines() if NOTES.exists() else [])
+    }, extra_md=NOTES)
 
 
 if __name__ == "__main__":
