@@ -81,13 +81,12 @@ def shots_of(examples: Sequence[RelationExample], shots: int | None, source: str
 def prototype_memory(memory: Memory) -> Memory:
     """A memory of one key per label: the mean of that label's keys (its record: the label and how
     many support examples it averages)."""
-    keys = memory.keys.astype(np.float32)
-    sizes = np.bincount(memory.values, minlength=len(memory.labels))
-    sums = np.zeros((len(memory.labels), keys.shape[1]), np.float64)
-    np.add.at(sums, memory.values, keys)
+    members = np.arange(len(memory.labels))[:, None] == memory.values[None, :]  # (labels, keys)
+    sizes = members.sum(axis=1)
+    means = (members / sizes[:, None]).astype(np.float32) @ memory.keys.astype(np.float32)
     records = [{"label": label, "support": int(n)} for label, n in zip(memory.labels, sizes)]
-    return Memory(sums / sizes[:, None], np.arange(len(memory.labels)), records, memory.labels,
-                  memory.config.fingerprint, index="flat", metric=memory.config.metric)
+    return Memory(means, np.arange(len(memory.labels)), records, memory.labels, memory.config.fingerprint,
+                  index="flat", metric=memory.config.metric)
 
 
 def support_scale(memory: Memory) -> float:
