@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from fewshot_data import DATA, VAL_PUBMED, VAL_WIKI, evaluation_set, meta_train
 
@@ -53,10 +55,11 @@ NOTES = [
     "34.82 / 50.39.",
     "* Han et al. 2018 (FewRel, EMNLP), Table 4: Prototypical Network (CNN) 69.20 / 84.79 / 56.44 / 75.55 and kNN "
     "(CNN) 54.67 / 68.77 / 41.24 / 55.87 (5-1 / 5-5 / 10-1 / 10-5).",
-    "* TKRE (Guo et al., IJCAI 2025; github UESTC-GQJ/TKRE): reports no FewRel N-way K-shot figures. Its protocol is "
-    "K-shot supervised fine-tuning (K = 8 / 16 / 32) of RoBERTa-large after MSLM + SCL pre-training on TACRED-family "
-    "data (fewshot_scripts/run_roberta.sh, mslm_roberta.sh); its numeric gains were not found in the searchable "
-    "corpora here, so none is quoted. Its pre-training is compared here on FewRel episodes instead.",
+    "* TKRE (Guo et al., IJCAI 2025; github UESTC-GQJ/TKRE): its repository (README, scripts) states no figures "
+    "and its paper's result tables were not available in the corpora searched here, so no TKRE figure is quoted. "
+    "Its scripts show its protocol: K-shot supervised fine-tuning (K = 8 / 16 / 32) of RoBERTa-large after MSLM "
+    "and SCL pre-training (fewshot_scripts/mslm_roberta.sh, run_roberta.sh; project TACRED), not N-way K-shot "
+    "episodes; its pre-training stages are compared here on FewRel episodes instead.",
     "* What differs: no meta-training on train_wiki (not available; the 64 meta-training relations here are Wiki80's "
     "~176 sentences each, used only to choose kNN's k, T and kernel, and by `knnie fewshot pretrain`); MiniLM-L6 "
     "(22.7M parameters) instead of BERT-base (110M); no episode training at all for the 'as is' rows (the encoder "
@@ -93,8 +96,12 @@ def vectors(encoder: str, data: dict[str, tuple[list, list[str]]], batch_size: i
     return fingerprint, out
 
 
+METHODS = {"prototype": "prototype", "knn": "kNN, tuned on meta-train", "knn_default": "kNN, defaults"}
+
+
 def evaluate(name: str, fingerprint: str, vecs: dict, data: dict, args: argparse.Namespace) -> list[dict]:
-    """The rows of one encoder: each setting, prototype and kNN over the support set (tuned on meta-train)."""
+    """The rows of one encoder: each setting, prototype and kNN over the support set (tuned on meta-train, and with
+    the defaults); each row's mean, std and n are over the episodes' accuracies."""
     rows = []
     for dataset, n, k in SETTINGS:
         key = {"bench": "fewshot_fewrel", "encoder": fingerprint, "dataset": dataset, "n": n, "k": k, "q": args.q,
@@ -107,30 +114,40 @@ def evaluate(name: str, fingerprint: str, vecs: dict, data: dict, args: argparse
             params, tuned_accuracy = tune_knn(vecs["meta_train"], meta_labels, tuning)
             labels = data[dataset][1]
             episodes = sample_episodes(labels, n, k, args.q, args.episodes, args.seed)
-            result = {"knn_params": vars(params), "knn_meta_train_accuracy": tuned_accuracy}
-            for method, p in (("prototype", default_params("prototype", k)), ("knn", params),
-                              ("knn_default", default_params("knn", k))):
-                acc = Accuracy.of(episode_accuracies(vecs[dataset], labels, episodes, "prototype"
-                                                     if method == "prototype" else "knn", p))
-                result[method] = vars(acc)
-            return result
+            chosen = {"prototype": default_params("prototype", k), "knn": params,
+                      "knn_default": default_params("knn", k)}
+            return {"knn_params": asdict(params), "knn_meta_train_accuracy": tuned_accuracy,
+                    **{method: episode_accuracies(vecs[dataset], labels, episodes, method.split("_")[0], p).tolist()
+                       for method, p in chosen.items()}}
 
         log(f"{name}: {dataset} {n}-way {k}-shot")
         result = cached(args.runs_dir, key, run)
         params = result["knn_params"]
-        methods = {"prototype": "prototype (nearest mean, squared L2)",
-                   "knn": f"kNN over support (k={params['k']}, T={params['temperature']:.3g}×scale, "
-                          f"{params['kernel']}; tuned on meta-train)",
-                   "knn_default": f"kNN over support, defaults (k=K={k}, T={default_params('knn', k).temperature}"
-                                  "×scale, plain)"}
-        for method, label in methods.items():
-            acc = result[method]
+        settings = {"prototype": "nearest mean, squared L2",
+                    "knn": f"k={params['k']}, T={params['temperature']:.3g}×scale, {params['kernel']}",
+                    "knn_default": f"k=K={k}, T={default_params('knn', k).temperature}×scale, plain"}
+        for method, label in METHODS.items():
+            per_episode = np.array(result[method])
             extra = {"published": PUBLISHED[(dataset, n, k)]} if method == "prototype" else {}
             if method == "knn":
                 extra["meta_train_accuracy"] = result["knn_meta_train_accuracy"]
-            rows.append(row(dataset, f"{n}-way {k}-shot", f"{name}: {label}", "accuracy", [acc["mean"]],
-                            ci95=acc["ci95"], episodes=acc["episodes"], encoder=name, **extra))
+            rows.append(row(dataset, f"{n}-way {k}-shot", f"{name}: {label} ({settings[method]})", "accuracy",
+                            list(per_episode), ci95=Accuracy.of(per_episode).ci95, encoder=name, key=method, **extra))
     return rows
+
+
+def summary(rows: list[dict]) -> list[str]:
+    """A table of accuracy ± 95 % CI (%), one line per encoder and method, one column per setting."""
+    columns = [f"{d} {n}-way {k}-shot" for d, n, k in SETTINGS]
+    lines = ["## Accuracy (%) ± 95 % confidence interval over episodes", "",
+             "| encoder | method | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for x in rows:
+        cells.setdefault((x["encoder"], x["key"]), {})[f"{x['dataset']} {x['setting']}"] = \
+            f"{100 * x['mean']:.2f} ± {100 * x['ci95']:.2f}"
+    for (encoder, method), found in cells.items():
+        lines.append(f"| {encoder} | {METHODS[method]} | " + " | ".join(found.get(c, "") for c in columns) + " |")
+    return [*lines, ""]
 
 
 def main() -> None:
@@ -173,7 +190,7 @@ def main() -> None:
                    f"384-d states, vectors 768-d), not BERT-base; {args.episodes} episodes per setting, {args.q} "
                    f"query per relation; CPU, {args.threads} thread(s)",
         "rows": rows,
-    }, extra_md=NOTES)
+    }, extra_md=[*summary(rows), *NOTES])
 
 
 if __name__ == "__main__":
