@@ -34,8 +34,7 @@ app = typer.Typer(help="Few-shot relation extraction: relations given by a few l
 KnnK = Annotated[int | None, typer.Option("--knn-k", min=1, help="kNN: support examples that vote (default: K).")]
 Temperature = Annotated[float | None, typer.Option(
     min=0.0, help="Softmax temperature; for kNN in units of the support set's scale (median distance of a support "
-                  "example to its nearest other one). Default: kNN 0.1 (chosen on FewRel meta-training episodes), "
-                  "prototype 1.")]
+                  "example to its nearest other one). Default: kNN 0.1, prototype 1.")]
 
 
 def chosen_params(method: str, shots: int, knn_k: int | None, temperature: float | None,

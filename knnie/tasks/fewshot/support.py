@@ -8,7 +8,8 @@ are classified from it by one of two rules, both through `Memory.search` and `kn
   vector; the query takes the nearest prototype by squared L2, p = softmax(−d / T) over the prototypes.
 * ``knn`` (kNN over the support set): the k nearest support examples vote, weighted exp(−d / T)
   (`knn_probs`). T is relative to the support set's own scale (`support_scale`: the median distance
-  of a support example to its nearest other one), so that one setting fits any encoder; k defaults to K.
+  of a support example to its nearest other one), so that one setting fits any encoder; k defaults to K
+  and T to 0.1 × that scale.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from knnie.tasks.re import RelationExtractor, RelationPrediction
 
 METHODS = ("prototype", "knn")
 SUPPORT = "support"  # the name support neighbours carry
-# kNN over the support set: k = K unless given; T = KNN_TEMPERATURE × the support set's scale, the setting
-# chosen on meta-training episodes (bench/fewshot_fewrel.py), never on evaluation episodes
+# kNN over the support set: k = K unless given; T = KNN_TEMPERATURE × the support set's scale. A stated default, not
+# tuned: `tune_knn` chooses k, T and the kernel on episodes of other (meta-training) relations, which on FewRel did
+# no better than these (bench/results/fewshot_fewrel.md); nothing is ever chosen on the evaluated episodes
 KNN_TEMPERATURE = 0.1
 PROTOTYPE_TEMPERATURE = 1.0  # softmax(−d) over prototypes, as prototypical networks; it never changes the label
 
