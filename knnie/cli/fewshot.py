@@ -63,7 +63,7 @@ def predict_command(
     knn_k: KnnK = None,
     temperature: Temperature = None,
     schema: Path = typer.Option(None, help="Relation names and descriptions ({\"id\", \"name\", \"description\"}; "
-                                "pid2name.json), shown with each prediction; every one needs support examples."),
+                                "pid2name.json), shown with each prediction; every support label must be one of them."),
     batch_size: BatchSize = 64,
     show: int = typer.Option(5, min=0, help="Print this many predictions to the terminal."),
     seed: Seed = 0,
@@ -119,7 +119,7 @@ def evaluate_command(
     labels = [ex.label for ex in pool]
     sampled = sample_episodes(labels, n, k, q, episodes, seed, str(data))  # refuses too few examples before encoding
     console.print(f"{data}: {len(pool)} examples of {len(set(labels))} relations; {episodes} episodes "
-                  f"{n}-way {k}-shot, {q} queries per relation", highlight=False)
+                  f"{n}-way {k}-shot, Q = {q} per relation", highlight=False)
     extractor = load_extractor(encoder, device, seed)
     report = {"data": str(data), "encoder": encoder, "n": n, "k": k, "q": q, "seed": seed, "methods": {}}
     if "knn" in params and tune_on is not None:

@@ -14,6 +14,7 @@ are classified from it by one of two rules, both through `Memory.search` and `kn
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch
 
 from knnie.data.descriptions import RelationType
 from knnie.data.schema import Neighbour, RelationExample
+from knnie.encoders.markers import first_few
 from knnie.errors import DataError, KnnieError, check_count
 from knnie.memory.knn import knn_probs
 from knnie.memory.memory import Memory
@@ -31,6 +33,7 @@ from knnie.memory.tuner import KnnParams
 from knnie.tasks.model_dir import is_model
 from knnie.tasks.re import RelationExtractor, RelationPrediction
 
+log = logging.getLogger(__name__)
 METHODS = ("prototype", "knn")
 SUPPORT = "support"  # the name support neighbours carry
 # kNN over the support set: k = K unless given; T = KNN_TEMPERATURE × the support set's scale. A stated default, not
@@ -54,8 +57,9 @@ def load_extractor(model_or_encoder: str | Path, device: str | torch.device = "a
 
 def shots_of(examples: Sequence[RelationExample], shots: int | None, source: str | None = None,
              relations: Sequence[str] = ()) -> list[RelationExample]:
-    """The support set: with `shots` = K, the first K examples of each relation (one with fewer, or a
-    `relations` entry with none, is an error naming `source` and the relation); else all of them."""
+    """The support set: with `shots` = K, the first K examples of each relation (a relation with fewer is an
+    error naming `source` and the relation); else all of them. With `relations` (a schema's ids), a support
+    label outside them is an error too (a typo would otherwise make a relation of its own)."""
     counts = Counter(ex.label for ex in examples)
     if None in counts:
         first = next(ex for ex in examples if ex.label is None)
@@ -63,11 +67,10 @@ def shots_of(examples: Sequence[RelationExample], shots: int | None, source: str
     unknown = sorted(set(counts) - set(relations)) if relations else []
     if unknown:
         raise DataError(f"support relations not in the schema: {', '.join(unknown)}", path=source, field="label")
-    need = shots if shots is not None else 1
-    short = {r: counts[r] for r in [*counts, *relations] if counts[r] < need}
+    short = {r: m for r, m in counts.items() if shots is not None and m < shots}
     if short:
         shown = ", ".join(f"'{r}' has {m}" for r, m in short.items())
-        raise DataError(f"{need}-shot prediction needs {need} support examples of every relation; {shown}",
+        raise DataError(f"{shots}-shot prediction needs {shots} support examples of every relation; {shown}",
                         path=source)
     if shots is None:
         return list(examples)
@@ -143,8 +146,12 @@ class SupportSet:
         extractor.too_long(chosen, refuse=True)
         memory = extractor.build_memory(chosen, index="flat", batch_size=batch_size, show_progress=show_progress,
                                         source=Path(source).name if source else SUPPORT)
-        fewest = min(Counter(ex.label for ex in chosen).values())
-        return cls(extractor, memory, fewest, {r.id: r for r in schema})
+        counts = Counter(ex.label for ex in chosen)
+        unsupported = [r.id for r in schema if r.id not in counts]
+        if unsupported:
+            log.warning("%d of the schema's %d relations have no support example and are not predicted: %s",
+                        len(unsupported), len(schema), first_few(unsupported))
+        return cls(extractor, memory, min(counts.values()), {r.id: r for r in schema})
 
     def predict(self, examples: list[RelationExample], method: str = "knn", params: KnnParams | None = None,
                 neighbours: int = 3, batch_size: int = 64, show_progress: bool = False) -> list[RelationPrediction]:
