@@ -228,10 +228,15 @@ def test_a_trained_model_directory_is_a_representer_for_support_sets(support_fil
     headless = RelationExtractor.headless(max_length=128, device="cpu")
     headless.save_pretrained(tmp_path / "model")
     out = tmp_path / "out.jsonl"
+    far = " ".join(["Alice", *["filler"] * 200, "Bob"])  # no 128-sub-word window holds both entities
+    inputs = write_lines(tmp_path / "in.jsonl", *support_file.read_text().splitlines(),
+                         {"text": far, "head": {"start": 0, "end": 5},
+                          "tail": {"start": len(far) - 3, "end": len(far)}})
     result = runner.invoke(app, ["fewshot", "predict", str(tmp_path / "model"), "--support", str(support_file),
-                                 "--input", str(support_file), "--output", str(out), "--method", "prototype",
+                                 "--input", str(inputs), "--output", str(out), "--method", "prototype",
                                  "--neighbours", "1", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert all(row["neighbours"][0]["distance"] == pytest.approx(0.0, abs=1e-3) for row in rows)
+    assert all(row["neighbours"][0]["distance"] == pytest.approx(0.0, abs=1e-3) for row in rows[:-1])
     assert "relation" not in rows[0]
+    assert rows[-1]["prediction"] is None and rows[-1]["neighbours"] == [] and "128" in rows[-1]["reason"]

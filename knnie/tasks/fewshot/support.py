@@ -159,14 +159,13 @@ class SupportSet:
         nearest support examples; an example whose entities do not fit the encoder gets no answer."""
         check_count(neighbours, 0, "neighbours")
         params = params or default_params(method, self.shots)
-        unfit = self.extractor.too_long(examples)
-        fit = [ex for i, ex in enumerate(examples) if i not in unfit]
-        answers = iter(self._answers(fit, method, params, neighbours, batch_size, show_progress) if fit else [])
-        return [RelationPrediction(None, None, [], str(unfit[i])) if i in unfit else next(answers)
-                for i in range(len(examples))]
+        return self.extractor.answer_fitting(
+            examples, lambda fit: self._answers(fit, method, params, neighbours, batch_size, show_progress))
 
     def _answers(self, examples: list[RelationExample], method: str, params: KnnParams, neighbours: int,
                  batch_size: int, show_progress: bool) -> list[RelationPrediction]:
+        if not examples:
+            return []
         vectors = self.extractor.representer.encode(examples, batch_size, show_progress)
         p = classify(self.memory, vectors, method, params)
         dist, ids = self.memory.search(vectors, max(neighbours, 1))
