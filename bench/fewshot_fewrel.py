@@ -15,6 +15,7 @@ is skipped with a note, so the script can be rerun as they appear.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -150,6 +151,17 @@ def summary(rows: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def pretraining(path: str) -> dict:
+    """How an encoder `knnie fewshot pretrain` wrote was made (its pretraining.json: base, stages, data), if it was."""
+    found = Path(path) / "pretraining.json"
+    if not found.is_file():
+        return {}
+    made = json.loads(found.read_text(encoding="utf-8"))
+    stages = {name: {k: v for k, v in stage.items() if k != "history"} for name, stage in made["stages"].items()}
+    return {"pretraining": {"base": made["base_encoder"], "config": made["config"], "data": made["data"],
+                            "stages": stages}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", action="append", default=[],
@@ -175,13 +187,14 @@ def main() -> None:
             skipped.append(f"{name} ({path} absent)")
             continue
         fingerprint, vecs = vectors(path, data, args.batch_size)
-        used[name] = {"path": path, "fingerprint": fingerprint}
+        used[name] = {"path": path, "fingerprint": fingerprint, **pretraining(path)}
         rows += evaluate(name, fingerprint, vecs, data, args)
     write_results("fewshot_fewrel", {
         "command": command(),
         "data": {"val_wiki": f"{VAL_WIKI} (16 relations x 700)", "val_pubmed": f"{VAL_PUBMED} (10 relations x 100)",
-                 "meta_train": "64 Wiki80 relations outside val_wiki, 11,285 sentences (bench/fewshot_data.py): "
-                               "kNN's k, T, kernel are tuned on its episodes only",
+                 "meta_train": f"64 Wiki80 relations outside val_wiki (bench/fewshot_data.py), "
+                               f"{args.meta_per_relation or 'all'} sentences per relation: kNN's k, T, kernel are "
+                               "tuned on its episodes only",
                  "sizes": {name: len(labels) for name, (_, labels) in data.items()}},
         "encoder": used, "skipped": skipped,
         "seeds": {"episodes": args.seed, "tuning_episodes": args.seed + 1, "marker_init": 0},
