@@ -200,10 +200,10 @@ def main() -> None:
         "seeds": {"episodes": args.seed, "tuning_episodes": args.seed + 1, "marker_init": 0},
         "machine": machine(),
         "reduced": f"no meta-training on FewRel train_wiki (not available); encoders are MiniLM-L6 (22M parameters, "
-                   f"384-d states, vectors 768-d), not BERT-base; the pre-trained ones as `knnie fewshot pretrain` made "
-                   f"them (see each encoder's pretraining record: here 1,280 meta-training sentences, 1 epoch per "
-                   f"stage); {args.episodes} episodes per setting, {args.q} query per relation; CPU, {args.threads} "
-                   f"thread(s)",
+                   f"384-d states, vectors 768-d), not BERT-base; the pre-trained ones as `knnie fewshot pretrain` "
+                   f"made them (see each encoder's pretraining record: here 1,280 meta-training sentences, 1 epoch "
+                   f"per stage); {args.episodes} episodes per setting, {args.q} query per relation; CPU, "
+                   f"{args.threads} thread(s)",
         "rows": rows,
     }, extra_md=[*summary(rows), *NOTES])
 
