@@ -63,6 +63,15 @@ def show_instance(row: dict[str, Any], score: str, none: str) -> None:
               f"tail: {escape(row['tail']['text'])}\n  → {verdict}", highlight=False)
 
 
+def show_predictions(rows: list[dict[str, Any]]) -> None:
+    """Print relation prediction rows (`RelationPrediction.to_row`): each answer and the neighbours behind it."""
+    for row in rows:
+        show_instance(row, f"p = {row['probability']:.3f}" if row["prediction"] else "", "no prediction")
+        for n in row["neighbours"]:
+            out.print(f"    d = {n['distance']:8.2f}  {n['label']:<28} {n['text'][:100]}", highlight=False,
+                      markup=False)
+
+
 def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train_path: Path,
                   dev_path: Path | str | None, size: str, metric: str) -> None:
     """Write training.json beside the saved model and say which epoch was kept (`size`:

@@ -1,17 +1,148 @@
-"""`knnie fewshot`: few-shot relation extraction (TKRE): pre-train an encoder, classify from a support set."""
+"""`knnie fewshot ...`: few-shot relation extraction (TKRE): classify among relations given by K examples
+each (`predict`), N-way K-shot evaluation (`evaluate`), and two-stage pre-training of an encoder (`pretrain`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from knnie.cli.common import command, console
-from knnie.cli.options import BatchSize, Device, Seed
+from knnie.cli.common import command, console, load_relations, out, show_predictions
+from knnie.cli.options import BatchSize, Device, ReportJson, Seed
+from knnie.cli.outputs import check_output
+from knnie.cli.zeroshot import load_relation_types
+from knnie.data import read_relations
 from knnie.encoders import DEFAULT_ENCODER
+from knnie.errors import KnnieError
+from knnie.io import write_json, write_jsonl
+from knnie.memory.tuner import KnnParams
+from knnie.tasks.fewshot import (
+    METHODS,
+    Accuracy,
+    SupportSet,
+    default_params,
+    episode_accuracies,
+    load_extractor,
+    sample_episodes,
+    tune_knn,
+)
 
-app = typer.Typer(help="Few-shot relation extraction: new relations from K examples each (TKRE).",
-                  no_args_is_help=True)
+app = typer.Typer(help="Few-shot relation extraction: relations given by a few labelled examples each (a support "
+                       "set, searched as a memory); N-way K-shot evaluation.", no_args_is_help=True)
+
+KnnK = Annotated[int | None, typer.Option("--knn-k", min=1, help="kNN: support examples that vote (default: K).")]
+Temperature = Annotated[float | None, typer.Option(
+    min=0.0, help="Softmax temperature; for kNN in units of the support set's scale (median distance of a support "
+                  "example to its nearest other one). Default: kNN 0.1, prototype 1.")]
+
+
+def chosen_params(method: str, shots: int, knn_k: int | None, temperature: float | None,
+                  kernel: str = "plain") -> KnnParams:
+    """The defaults of `method` for K = `shots`, with what the user gave instead."""
+    if method not in METHODS:
+        raise KnnieError(f"unknown few-shot method '{method}'; choose one of {', '.join(METHODS)}")
+    base = default_params(method, shots)
+    return KnnParams(k=knn_k or base.k, temperature=base.temperature if temperature is None else temperature, lam=1.0,
+                     kernel=kernel if method == "knn" else base.kernel)
+
+
+@app.command("predict")
+@command
+def predict_command(
+    model_or_encoder: str = typer.Argument(..., help="A knnie model directory (its encoder is used), an encoder "
+                                           "directory (e.g. from `knnie fewshot pretrain`) or an encoder name."),
+    support: Path = typer.Option(..., help="Labelled examples of the relations (any format `knnie train` reads)."),
+    input: Path = typer.Option(..., "--input", help="Examples to label (labels, if any, are ignored)."),
+    output: Path = typer.Option(..., "--output", help="JSONL with a prediction per input example."),
+    neighbours: int = typer.Option(3, min=0, help="Nearest support examples returned with each prediction."),
+    method: str = typer.Option("knn", help=f"{' | '.join(METHODS)}: kNN over the support set, or the nearest "
+                                          "relation prototype (mean support vector)."),
+    shots: int = typer.Option(None, "--k", min=1, help="K-shot: use the first K support examples of each relation "
+                              "(fewer is an error). Default: all of them."),
+    knn_k: KnnK = None,
+    temperature: Temperature = None,
+    schema: Path = typer.Option(None, help="Relation names and descriptions ({\"id\", \"name\", \"description\"}; "
+                                "pid2name.json), shown with each prediction; every support label must be one of them."),
+    batch_size: BatchSize = 64,
+    show: int = typer.Option(5, min=0, help="Print this many predictions to the terminal."),
+    seed: Seed = 0,
+    device: Device = "auto",
+) -> None:
+    """Writes {text, head, tail, prediction, probability, neighbours[, relation: {id, name, description}]} per
+    example; the neighbours are the nearest support examples. An example whose entities do not fit the
+    encoder gets prediction null and a "reason"."""
+    check_output(output)
+    params = chosen_params(method, shots or 1, knn_k, temperature)  # refuses a bad method or setting early
+    relations = load_relation_types(schema, "schema") if schema is not None else []
+    examples = load_relations(support, "support")
+    queries = load_relations(input, "input")
+    extractor = load_extractor(model_or_encoder, device, seed)
+    support_set = SupportSet.build(extractor, examples, shots, str(support), relations, batch_size, True)
+    params = chosen_params(method, support_set.shots, knn_k, temperature)
+    console.print(f"support: {len(support_set.memory)} examples of {len(support_set.memory.labels)} relations "
+                  f"(K = {support_set.shots}); {method}" + (f", k = {params.k}, T = {params.temperature}"
+                                                             if method == "knn" else ""), highlight=False)
+    predictions = support_set.predict(queries, method, params, neighbours, batch_size, show_progress=True)
+    rows = [support_set.row(ex, p) for ex, p in zip(queries, predictions)]
+    write_jsonl(output, rows)
+    show_predictions(rows[:show])
+    console.print(f"{len(rows)} predictions written to {output}", highlight=False)
+
+
+@app.command("evaluate")
+@command
+def evaluate_command(
+    encoder: str = typer.Option(..., help="An encoder directory or name, or a knnie model directory."),
+    data: Path = typer.Option(..., help="Labelled examples: FewRel JSON {relation: instances} or any format "
+                              "`knnie train` reads."),
+    n: int = typer.Option(5, "--n", min=2, help="N: relations per episode."),
+    k: int = typer.Option(1, "--k", min=1, help="K: support examples per relation."),
+    q: int = typer.Option(1, "--q", min=1, help="Q: queries per relation."),
+    episodes: int = typer.Option(1000, min=1, help="Episodes sampled (seeded)."),
+    method: str = typer.Option("both", help=f"{' | '.join(METHODS)} | both"),
+    tune_on: Path = typer.Option(None, help="Choose kNN's k, T and kernel on episodes of this labelled file "
+                                 "(other relations than --data's, e.g. meta-training ones) instead of the defaults."),
+    knn_k: KnnK = None,
+    temperature: Temperature = None,
+    seed: Seed = 0,
+    batch_size: BatchSize = 64,
+    report_json: ReportJson = None,
+    device: Device = "auto",
+) -> None:
+    """Accuracy over N-way K-shot episodes with its 95 % confidence interval. Every sentence is encoded once;
+    each episode's support set is a small memory."""
+    check_output(report_json)
+    methods = list(METHODS) if method == "both" else [method]  # `chosen_params` refuses an unknown one
+    params = {m: chosen_params(m, k, knn_k, temperature) for m in methods}
+    pool = read_relations(data, negatives=False)
+    labels = [ex.label for ex in pool]
+    sampled = sample_episodes(labels, n, k, q, episodes, seed, str(data))  # refuses too few examples before encoding
+    console.print(f"{data}: {len(pool)} examples of {len(set(labels))} relations; {episodes} episodes "
+                  f"{n}-way {k}-shot, Q = {q} per relation", highlight=False)
+    extractor = load_extractor(encoder, device, seed)
+    report = {"data": str(data), "encoder": encoder, "n": n, "k": k, "q": q, "seed": seed, "methods": {}}
+    if "knn" in params and tune_on is not None:
+        meta = read_relations(tune_on, negatives=False)
+        meta_labels = [ex.label for ex in meta]
+        tuning = sample_episodes(meta_labels, n, k, q, episodes, seed + 1, str(tune_on))
+        params["knn"], tuned = tune_knn(extractor.representer.encode(meta, batch_size, show_progress=True),
+                                        meta_labels, tuning)
+        report["tuned_on"] = {"data": str(tune_on), "accuracy": tuned}
+    vectors = extractor.representer.encode(pool, batch_size, show_progress=True)
+    table = Table(title=f"{data}: {n}-way {k}-shot, {episodes} episodes")
+    for column in ("method", "settings", "accuracy", "95% CI"):
+        table.add_column(column)
+    for name, p in params.items():
+        acc = Accuracy.of(episode_accuracies(vectors, labels, sampled, name, p))
+        settings = f"k={p.k}, T={p.temperature:.3g}×scale, {p.kernel}" if name == "knn" else "squared L2"
+        report["methods"][name] = {"params": vars(p), "accuracy": acc.mean, "ci95": acc.ci95,
+                                   "episodes": acc.episodes}
+        table.add_row(name, settings, f"{acc.mean:.4f}", f"± {acc.ci95:.4f}")
+    out.print(table)
+    if report_json is not None:
+        write_json(report_json, report)
 
 
 @app.command("pretrain")

@@ -1,5 +1,5 @@
 """The `knnie` command: train → memory build → tune → evaluate → predict (and `extract`, `ner`, `ds`, `zeroshot`,
-`serve`)."""
+`fewshot`, `serve`)."""
 
 from __future__ import annotations
 

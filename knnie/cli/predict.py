@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from knnie.cli.common import command, console, load_relations, out, show_instance
+from knnie.cli.common import command, console, load_relations, show_predictions
 from knnie.cli.options import BatchSize, Device
 from knnie.cli.outputs import check_output
 from knnie.io import write_jsonl
@@ -32,11 +32,7 @@ def predict_command(
     predictions = extractor.predict(examples, neighbours, batch_size, show_progress=True)
     rows = [p.to_row(ex) for ex, p in zip(examples, predictions)]
     write_jsonl(output, rows)
-    for row in rows[:show]:
-        show_instance(row, f"p = {row['probability']:.3f}" if row["prediction"] else "", "no prediction")
-        for n in row["neighbours"]:
-            out.print(f"    d = {n['distance']:8.2f}  {n['label']:<28} {n['text'][:100]}", highlight=False,
-                      markup=False)
+    show_predictions(rows[:show])
     unanswered = sum(p.label is None for p in predictions)
     note = f" ({unanswered} with no prediction: entities too far apart for the encoder)" if unanswered else ""
     console.print(f"{len(rows)} predictions written to {output}{note}", highlight=False)

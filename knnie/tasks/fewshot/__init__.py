@@ -1,1 +1,22 @@
-"""Few-shot relation extraction (TKRE, issue 14)."""
+"""Few-shot relation extraction (TKRE, issue 14): a support set is a small memory; N-way K-shot episodes
+are classified from it by prototypes or kNN over the support set; `pretrain` trains an encoder for it
+(masked span language modelling, then span-level contrastive learning)."""
+
+from knnie.tasks.fewshot.episodes import Episode, by_label, sample_episodes
+from knnie.tasks.fewshot.evaluation import Accuracy, episode_accuracies, episode_memory, tune_knn
+from knnie.tasks.fewshot.pretrain import PretrainConfig, pretrain, pretrain_encoder
+from knnie.tasks.fewshot.support import (
+    METHODS,
+    SupportSet,
+    classify,
+    default_params,
+    load_extractor,
+    prototype_memory,
+    shots_of,
+    support_scale,
+)
+
+__all__ = ["METHODS", "Accuracy", "Episode", "PretrainConfig", "SupportSet", "by_label", "classify",
+           "default_params", "episode_accuracies", "episode_memory", "load_extractor", "pretrain",
+           "pretrain_encoder", "prototype_memory", "sample_episodes", "shots_of", "support_scale",
+           "tune_knn"]

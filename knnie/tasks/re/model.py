@@ -9,6 +9,7 @@ p = α·p(first) + (1 − α)·p(second). A headless extractor has no linear lay
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,11 +216,18 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         that reports them itself)."""
         check_count(neighbours, 0, "neighbours")
         check_count(batch_size, 1, "batch_size")
+        return self.answer_fitting(examples, lambda fit: self._answers(fit, neighbours, batch_size, show_progress),
+                                   warn)
+
+    def answer_fitting(self, examples: list[RelationExample],
+                       answer: Callable[[list[RelationExample]], list[RelationPrediction]],
+                       warn: bool = True) -> list[RelationPrediction]:
+        """`answer` for the examples whose entities fit the encoder, in order; the others get no answer
+        (`RelationPrediction` with a reason), and one warning says which unless not `warn`."""
         unfit = self.too_long(examples)  # one tokenisation more: cheap next to the encoder
         if unfit and warn:
             log.warning("no prediction: %s", refusal(unfit, examples, self.config.max_length))
-        answers = iter(self._answers([ex for i, ex in enumerate(examples) if i not in unfit], neighbours,
-                                     batch_size, show_progress))
+        answers = iter(answer([ex for i, ex in enumerate(examples) if i not in unfit]))
         return [RelationPrediction(None, None, [], str(unfit[i])) if i in unfit else next(answers)
                 for i in range(len(examples))]
 
