@@ -1,0 +1,1 @@
+"""Few-shot relation extraction (TKRE, issue 14)."""
