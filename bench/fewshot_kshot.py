@@ -31,8 +31,12 @@ every run, so an interrupted benchmark reports what it finished (n says how many
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import hashlib
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +46,9 @@ from common import RESULTS, add_runs_arguments, cached, command, log, machine, r
 from knn_re import DATASETS, load
 from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
 from knnie.encoders import DEFAULT_ENCODER
+from knnie.errors import KnnieError
 from knnie.evaluation.relations import relation_report
-from knnie.io import file_digest, write_json, write_jsonl
+from knnie.io import file_digest, locked, write_json, write_jsonl
 from knnie.tasks.fewshot.kshot import sample_kshot
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -155,33 +160,78 @@ def available(variant: str, k: int, seeds: list[int]) -> list[int]:
     return seeds
 
 
+class NotRun(Exception):
+    """A run that --report-only finds unfinished."""
+
+
+def not_run() -> dict[str, Any]:
+    raise NotRun
+
+
+def shared_runs(tasks: list[tuple[dict[str, Any], Callable[[], dict[str, Any]]]], args: argparse.Namespace,
+                done: Callable[[int, dict[str, Any]], None]) -> None:
+    """`cached` over (key, compute) tasks that several processes of this benchmark may share (start two to use
+    two cores): a process claims a run by its lock, skips runs another one holds, then waits for those.
+    `done(i, result)` after each finished task; --report-only computes nothing and waits for nothing."""
+    left = list(range(len(tasks)))
+    for blocking in (False, True) if not args.report_only else (False,):
+        for i in list(left):
+            key, compute = tasks[i]
+            blob = json.dumps(key, sort_keys=True, default=str)
+            claim = args.runs_dir / f"{hashlib.sha1(blob.encode()).hexdigest()[:16]}.claim"
+            with contextlib.ExitStack() as stack:
+                try:
+                    stack.enter_context(locked(claim, wait=24 * 3600 if blocking else 0))
+                except KnnieError:
+                    continue  # another process is running it
+                try:
+                    result = cached(args.runs_dir, key, not_run if args.report_only else compute)
+                except NotRun:
+                    continue
+            left.remove(i)
+            done(i, result)
+
+
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     loaded: dict[str, tuple[dict[str, list[RelationExample]], list[str]]] = {}
     finished: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    lr = args.lrs[0]
-    for i, item in enumerate(args.plan):
+    plan = []  # (dataset, variant, k, seeds) of each --plan item, in order
+    for item in args.plan:
         name, k = item.split(":")[0], int(item.split(":")[1])
         dataset, variant = VARIANTS[name]
-        if dataset not in loaded:
-            loaded[dataset] = load_dataset(dataset, args)
-        data, labels = loaded[dataset]
         seeds = available(variant, k, args.seeds if name != "wiki80" else args.seeds[:args.wiki80_sets])
         if not seeds:
             log(f"{item}: its input is not there yet, skipped")
             continue
-        if i == 0 and len(args.lrs) > 1:  # the lr grid: seed 0 of the first setting, chosen on its K-shot dev set
-            grid = {x: cached(args.runs_dir, key_of(dataset, variant, k, seeds[0], x, len(data["test"]), args),
-                              functools.partial(run_one, dataset, variant, k, seeds[0], x, data, labels, args))
-                    for x in args.lrs}
-            lr = max(grid, key=lambda x: grid[x]["dev_f1"])
-            args.lr_grid = {str(x): r["dev_f1"] for x, r in grid.items()} | {"chosen": lr}
-            log(f"lr grid on {item} seed {seeds[0]} (dev micro-F1): {args.lr_grid}")
-        for seed in seeds:
-            result = cached(args.runs_dir, key_of(dataset, variant, k, seed, lr, len(data["test"]), args),
-                            functools.partial(run_one, dataset, variant, k, seed, lr, data, labels, args))
-            finished.setdefault((dataset, variant, k), []).append(result | {"seed": seed, "lr": lr})
-            summarise(finished, loaded, args)
+        if dataset not in loaded:
+            loaded[dataset] = load_dataset(dataset, args)
+        plan.append((dataset, variant, k, seeds))
+
+    def task(dataset: str, variant: str, k: int, seed: int, lr: float) -> tuple[dict[str, Any], Callable]:
+        data, labels = loaded[dataset]
+        return (key_of(dataset, variant, k, seed, lr, len(data["test"]), args),
+                functools.partial(run_one, dataset, variant, k, seed, lr, data, labels, args))
+
+    lr = args.lrs[0]
+    if len(args.lrs) > 1:  # the lr grid: seed 0 of the first setting, chosen on its K-shot dev set
+        dataset, variant, k, seeds = plan[0]
+        grid: dict[float, float] = {}
+        shared_runs([task(dataset, variant, k, seeds[0], x) for x in args.lrs], args,
+                    lambda i, r: grid.__setitem__(args.lrs[i], r["dev_f1"]))
+        if len(grid) < len(args.lrs):
+            raise SystemExit(f"the lr grid is not finished ({grid}): nothing to report yet")
+        lr = max(grid, key=lambda x: grid[x])
+        args.lr_grid = {"setting": f"{dataset} {variant} K={k} seed {seeds[0]}", "dev_micro_f1": grid, "chosen": lr}
+        log(f"lr grid: {args.lr_grid}")
+    runs = [(dataset, variant, k, seed) for dataset, variant, k, seeds in plan for seed in seeds]
+
+    def done(i: int, result: dict[str, Any]) -> None:
+        dataset, variant, k, seed = runs[i]
+        finished.setdefault((dataset, variant, k), []).append(result | {"seed": seed, "lr": lr})
+        summarise(finished, loaded, args)
+
+    shared_runs([task(*r, lr) for r in runs], args, done)
 
 
 def load_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, list[RelationExample]], list[str]]:
@@ -202,7 +252,8 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
               ) -> None:
     """Write the results so far: a row per (dataset, K, variant, method, metric)."""
     rows = []
-    for (dataset, variant, k), runs in finished.items():
+    for (dataset, variant, k), runs in sorted(finished.items()):
+        runs.sort(key=lambda r: r["seed"])
         name = NAMES["semeval" if dataset == "semeval" else "wiki80"]
         metrics = ([("semeval_official_f1", "test official macro-F1 (9 relations, direction counted)"),
                     ("micro_f1", "test micro-F1 (Other excluded)")] if dataset == "semeval"
@@ -252,15 +303,18 @@ def main() -> None:
     r.add_argument("--wiki80-sets", type=int, default=3, help="sampled sets (seeds) for Wiki80")
     r.add_argument("--wiki80-test-per-relation", type=int, default=20, help="0: the whole test set")
     r.add_argument("--limit-test", type=int, default=None, help="first N test examples (smoke tests)")
-    r.add_argument("--epochs", type=int, default=10)
+    r.add_argument("--epochs", type=int, default=8)
     r.add_argument("--batch-size", type=int, default=8)
     r.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4])
     r.add_argument("--synth-per-relation", type=int, default=16)
     r.add_argument("--encoder", default=DEFAULT_ENCODER)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--out-dir", type=Path, default=RESULTS)
+    r.add_argument("--report-only", action="store_true", help="run nothing: report the finished runs")
     add_runs_arguments(r)
     args = parser.parse_args()
+    if args.step == "run" and args.runs_dir is None:
+        parser.error("run keeps its runs in --runs-dir (processes share them): --no-reuse is not supported")
     if args.step == "prepare":
         prepare(args.shared, args.out, 8, range(5))
     else:
