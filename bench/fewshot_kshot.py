@@ -292,7 +292,7 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
     write_results("fewshot_kshot", report, args.out_dir, [TKRE])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=DATA)
     sub = parser.add_subparsers(dest="step", required=True)
@@ -315,7 +315,7 @@ def main() -> None:
     r.add_argument("--out-dir", type=Path, default=RESULTS)
     r.add_argument("--report-only", action="store_true", help="run nothing: report the finished runs")
     add_runs_arguments(r)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.step == "run" and args.runs_dir is None:
         parser.error("run keeps its runs in --runs-dir (processes share them): --no-reuse is not supported")
     if args.step == "prepare":
