@@ -170,15 +170,21 @@ def not_run() -> dict[str, Any]:
     raise NotRun
 
 
-def shared_runs(tasks: list[tuple[dict[str, Any], Callable[[], dict[str, Any]]]], args: argparse.Namespace,
-                done: Callable[[int, dict[str, Any]], None]) -> None:
-    """`cached` over (key, compute) tasks that several processes of this benchmark may share (start two to use
-    two cores): a process claims a run by its lock, skips runs another one holds, then waits for those.
-    `done(i, result)` after each finished task; --report-only computes nothing and waits for nothing."""
+Task = Callable[[], tuple[dict[str, Any], Callable[[], dict[str, Any]]] | None]
+
+
+def shared_runs(tasks: list[Task], args: argparse.Namespace, done: Callable[[int, dict[str, Any]], None]) -> None:
+    """`cached` over tasks that several processes of this benchmark may share (start two to use two cores): each
+    task gives (key, compute), or None while its input is not there. A process claims a run by its lock, skips runs
+    another one holds, then waits for those. `done(i, result)` after each finished task; --report-only computes
+    nothing and waits for nothing."""
     left = list(range(len(tasks)))
     for blocking in (False, True) if not args.report_only else (False,):
         for i in list(left):
-            key, compute = tasks[i]
+            made = tasks[i]()
+            if made is None:
+                continue
+            key, compute = made
             blob = json.dumps(key, sort_keys=True, default=str)
             claim = args.runs_dir / f"{hashlib.sha1(blob.encode()).hexdigest()[:16]}.claim"
             with contextlib.ExitStack() as stack:
@@ -198,35 +204,35 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     loaded: dict[str, tuple[dict[str, list[RelationExample]], list[str]]] = {}
     finished: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    plan = []  # (dataset, variant, k, seeds) of each --plan item, in order
+    runs = []  # (dataset, variant, k, seed) of each run of the --plan items, in order
     for item in args.plan:
         name, k, *sets = item.split(":")
-        dataset, variant, k = *VARIANTS[name], int(k)
-        seeds = available(variant, k, args.seeds[:int(sets[0])] if sets else args.seeds)
-        if not seeds:
-            log(f"{item}: its input is not there yet, skipped")
-            continue
+        dataset, variant = VARIANTS[name]
+        runs += [(dataset, variant, int(k), seed) for seed in (args.seeds[:int(sets[0])] if sets else args.seeds)]
         if dataset not in loaded:
             loaded[dataset] = load_dataset(dataset, args)
-        plan.append((dataset, variant, k, seeds))
 
-    def task(dataset: str, variant: str, k: int, seed: int, lr: float) -> tuple[dict[str, Any], Callable]:
-        data, labels = loaded[dataset]
-        return (key_of(dataset, variant, k, seed, lr, len(data["test"]), args),
-                functools.partial(run_one, dataset, variant, k, seed, lr, data, labels, args))
+    def task(dataset: str, variant: str, k: int, seed: int, lr: float) -> Task:
+        """The run, once its input is there (the pre-trained encoder, the synthetic data come from other benchmarks)."""
+        def made() -> tuple[dict[str, Any], Callable[[], dict[str, Any]]] | None:
+            if not available(variant, k, [seed]):
+                return None
+            data, labels = loaded[dataset]
+            return (key_of(dataset, variant, k, seed, lr, len(data["test"]), args),
+                    functools.partial(run_one, dataset, variant, k, seed, lr, data, labels, args))
+        return made
 
     lr = args.lrs[0]
-    if len(args.lrs) > 1:  # the lr grid: seed 0 of the first setting, chosen on its K-shot dev set
-        dataset, variant, k, seeds = plan[0]
+    if len(args.lrs) > 1:  # the lr grid: the first run of the plan, chosen on its K-shot dev set
         grid: dict[float, float] = {}
-        shared_runs([task(dataset, variant, k, seeds[0], x) for x in args.lrs], args,
+        shared_runs([task(*runs[0], x) for x in args.lrs], args,
                     lambda i, r: grid.__setitem__(args.lrs[i], r["dev_f1"]))
         if len(grid) < len(args.lrs):
             raise SystemExit(f"the lr grid is not finished ({grid}): nothing to report yet")
         lr = max(grid, key=lambda x: grid[x])
-        args.lr_grid = {"setting": f"{dataset} {variant} K={k} seed {seeds[0]}", "dev_micro_f1": grid, "chosen": lr}
+        dataset, variant, k, seed = runs[0]
+        args.lr_grid = {"setting": f"{dataset} {variant} K={k} seed {seed}", "dev_micro_f1": grid, "chosen": lr}
         log(f"lr grid: {args.lr_grid}")
-    runs = [(dataset, variant, k, seed) for dataset, variant, k, seeds in plan for seed in seeds]
 
     def done(i: int, result: dict[str, Any]) -> None:
         dataset, variant, k, seed = runs[i]
@@ -234,6 +240,9 @@ def run(args: argparse.Namespace) -> None:
         summarise(finished, loaded, args)
 
     shared_runs([task(*r, lr) for r in runs], args, done)
+    missing = [r for r in runs if not available(r[1], r[2], [r[3]])]
+    if missing:
+        log(f"not run, their input is not there: {missing}")
 
 
 def load_dataset(dataset: str, args: argparse.Namespace) -> tuple[dict[str, list[RelationExample]], list[str]]:
@@ -299,8 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("prepare", help="write the SemEval K = 8 sets and schema for the other benchmarks")
     p.add_argument("--out", type=Path, default=SETS)
     r = sub.add_parser("run", help="the benchmark")
-    r.add_argument("--plan", nargs="+", default=["semeval:8", "wiki80:8:3", "semeval:16", "pretrained:8", "synth:8",
-                                                 "semeval:32:3"],
+    r.add_argument("--plan", nargs="+",
+                   default=["semeval:8", "wiki80:8:2", "semeval:16:3", "pretrained:8:3", "synth:8:3", "semeval:32:2"],
                    help="settings in the order they run: {semeval,wiki80,pretrained,synth}:K[:N], N: only the first N "
                         "--seeds (sampled sets)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
