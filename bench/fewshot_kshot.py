@@ -278,8 +278,8 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
     tests = {d: len(v[0]["test"]) for d, v in loaded.items()}
     reduced = [f"at most {args.epochs} epochs (the best on the K-shot dev set kept), batch {args.batch_size}",
                f"lr grid {args.lrs} only on seed 0 of {args.plan[0]}, its choice used for every setting",
-               f"Wiki80 test = {tests.get('wiki80-10', 0)} sentences ({args.wiki80_test_per_relation} per relation, "
-               "seeded) of 5,600",
+               *([f"Wiki80 test = {tests['wiki80-10']} sentences ({args.wiki80_test_per_relation} per relation, "
+                  "seeded) of 5,600"] if "wiki80-10" in tests else []),
                "sampled sets per setting: n in each row (fewer than 5 where the CPU time ran out)",
                f"synthetic data: at most {args.synth_per_relation} per relation (seeded)",
                "Wiki80 + pre-trained encoder left out: that encoder was pre-trained on Wiki80 test sentences "
@@ -297,8 +297,31 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
                            "tuned": r["tuned"]["memories"]["kshot"]["params"],
                            "test": {m: {x: rep[x] for x in ("micro_f1", "macro_f1", "semeval_official_f1") if x in rep}
                                     for m, rep in r["reports"].items()}}
-                          for (d, v, k), runs in finished.items() for r in runs]}
-    write_results("fewshot_kshot", report, args.out_dir, [TKRE])
+                          for (d, v, k), runs in sorted(finished.items()) for r in runs]}
+    write_results("fewshot_kshot", report, args.out_dir, notes(report))
+
+
+def notes(report: dict[str, Any]) -> list[str]:
+    """What the table does not say: the lr grid, each run's chosen epoch and memory settings, and the data notes."""
+    md = []
+    if report["lr_grid"]:
+        grid = report["lr_grid"]
+        scores = ", ".join(f"{lr:g}: {100 * f1:.2f}" for lr, f1 in grid["dev_micro_f1"].items())
+        md += [f"lr grid ({grid['setting']}, K-shot dev micro-F1): {scores}; chosen {grid['chosen']:g}.", ""]
+    md += ["## Runs: the epoch and memory settings chosen on each K-shot dev set", "",
+           "| dataset | variant | K | seed | train | best epoch | dev micro-F1 | k | T | λ | fine-tune only | "
+           "+ kNN memory | seconds |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["per_run"]:
+        score = "semeval_official_f1" if r["dataset"] == "semeval" else "micro_f1"
+        t = r["tuned"]
+        md.append(f"| {r['dataset']} | {r['variant']} | {r['k']} | {r['seed']} | {r['train']} | {r['best_epoch']} | "
+                  f"{100 * r['dev_f1']:.2f} | {t['k']} | {t['temperature']:.3g} | {t['lam']:.1f} | "
+                  f"{100 * r['test']['vanilla'][score]:.2f} | {100 * r['test']['knn_re'][score]:.2f} | "
+                  f"{r['seconds']} |")
+    md += ["", "Test scores in this table: SemEval's official macro-F1, Wiki80's micro-F1. SemEval's OpenNRE "
+           "train.txt has no Entity-Destination(e2,e1) example (its one training example is in dev.txt), so a K-shot "
+           "training set has 18 labels and the head 19; Other is sampled like any label (K examples).", "", TKRE]
+    return md
 
 
 def main(argv: list[str] | None = None) -> None:
