@@ -3,8 +3,9 @@
 For K examples per relation (`knnie.tasks.fewshot.kshot.sample_kshot`, seeds 0-4), fine-tune the bundled encoder
 with a PURE-style head on the K-shot training set, then test on the test set. Dev is a K-shot set sampled the same
 way (same K, same seed) from the dev split, the honest few-shot setting: it picks the epoch (the best of at most
---epochs, as `knnie train` does), the learning rate (a grid, on seed 0 of the first setting; that lr is then used
-everywhere) and the memory's k, T, λ (`tune`). Rows, per dataset and K (mean ± std over the sampled sets):
+--epochs, as `knnie train` does), the learning rate (a grid per dataset, on seed 0 of its first setting; that lr
+is then used for every K and variant) and the memory's k, T, λ (`tune`). Rows, per dataset and K (mean ± std over
+the sampled sets):
 
 * fine-tune only (the head alone);
 * + kNN memory of the K-shot training set (kNN-RE interpolation; kNN-only too);
@@ -222,24 +223,27 @@ def run(args: argparse.Namespace) -> None:
                     functools.partial(run_one, dataset, variant, k, seed, lr, data, labels, args))
         return made
 
-    lr = args.lrs[0]
-    if len(args.lrs) > 1:  # the lr grid: the first run of the plan, chosen on its K-shot dev set
-        grid: dict[float, float] = {}
-        shared_runs([task(*runs[0], x) for x in args.lrs], args,
-                    lambda i, r: grid.__setitem__(args.lrs[i], r["dev_f1"]))
-        if len(grid) < len(args.lrs):
-            raise SystemExit(f"the lr grid is not finished ({grid}): nothing to report yet")
-        lr = max(grid, key=lambda x: grid[x])
-        dataset, variant, k, seed = runs[0]
-        args.lr_grid = {"setting": f"{dataset} {variant} K={k} seed {seed}", "dev_micro_f1": grid, "chosen": lr}
-        log(f"lr grid: {args.lr_grid}")
+    lrs = {dataset: args.lrs[0] for dataset in loaded}
+    args.lr_grid = {}
+    if len(args.lrs) > 1:  # the lr grid of each dataset: its first run in the plan, chosen on its K-shot dev set
+        for dataset in loaded:
+            first = next(r for r in runs if r[0] == dataset)
+            grid: dict[float, float] = {}
+            shared_runs([task(*first, x) for x in args.lrs], args,
+                        lambda i, r, grid=grid: grid.__setitem__(args.lrs[i], r["dev_f1"]))
+            if len(grid) < len(args.lrs):
+                raise SystemExit(f"the lr grid of {dataset} is not finished ({grid}): nothing to report yet")
+            lrs[dataset] = max(grid, key=lambda x: grid[x])
+            args.lr_grid[dataset] = {"setting": "{} {} K={} seed {}".format(*first), "dev_micro_f1": grid,
+                                     "chosen": lrs[dataset]}
+            log(f"lr grid: {args.lr_grid[dataset]}")
 
     def done(i: int, result: dict[str, Any]) -> None:
         dataset, variant, k, seed = runs[i]
-        finished.setdefault((dataset, variant, k), []).append(result | {"seed": seed, "lr": lr})
+        finished.setdefault((dataset, variant, k), []).append(result | {"seed": seed, "lr": lrs[dataset]})
         summarise(finished, loaded, args)
 
-    shared_runs([task(*r, lr) for r in runs], args, done)
+    shared_runs([task(*r, lrs[r[0]]) for r in runs], args, done)
     missing = [r for r in runs if not available(r[1], r[2], [r[3]])]
     if missing:
         log(f"not run, their input is not there: {missing}")
@@ -277,7 +281,8 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
                                 [100 * r["reports"][m][key] for r in runs]))
     tests = {d: len(v[0]["test"]) for d, v in loaded.items()}
     reduced = [f"at most {args.epochs} epochs (the best on the K-shot dev set kept), batch {args.batch_size}",
-               f"lr grid {args.lrs} only on seed 0 of {args.plan[0]}, its choice used for every setting",
+               f"lr grid {args.lrs} per dataset, only on seed 0 of its first setting (K = 8), its choice used for "
+               "every K and variant",
                *([f"Wiki80 test = {tests['wiki80-10']} sentences ({args.wiki80_test_per_relation} per relation, "
                   "seeded) of 5,600"] if "wiki80-10" in tests else []),
                "sampled sets per setting: n in each row (fewer than 5 where the CPU time ran out)",
@@ -290,7 +295,7 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
                                               "wiki80": "wiki80/opennre/cp_train_0.1.txt minus dev/test sentences; "
                                                         "wiki80/knnre_pure/{dev,test}.json", "test_sizes": tests},
               "encoder": args.encoder, "pretrained_encoder": str(PRETRAINED), "seeds": args.seeds,
-              "machine": machine(), "reduced": "; ".join(reduced), "lr_grid": getattr(args, "lr_grid", None),
+              "machine": machine(), "reduced": "; ".join(reduced), "lr_grid": args.lr_grid,
               "rows": rows,
               "per_run": [{"dataset": d, "variant": v, "k": k, **{x: r[x] for x in (
                   "seed", "lr", "train", "short", "best_epoch", "dev_f1", "train_seconds", "seconds")},
@@ -304,8 +309,7 @@ def summarise(finished: dict[tuple[str, str, int], list[dict[str, Any]]], loaded
 def notes(report: dict[str, Any]) -> list[str]:
     """What the table does not say: the lr grid, each run's chosen epoch and memory settings, and the data notes."""
     md = []
-    if report["lr_grid"]:
-        grid = report["lr_grid"]
+    for grid in report["lr_grid"].values():
         scores = ", ".join(f"{lr:g}: {100 * f1:.2f}" for lr, f1 in grid["dev_micro_f1"].items())
         md += [f"lr grid ({grid['setting']}, K-shot dev micro-F1): {scores}; chosen {grid['chosen']:g}.", ""]
     md += ["## Runs: the epoch and memory settings chosen on each K-shot dev set", "",
