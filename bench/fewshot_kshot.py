@@ -324,7 +324,9 @@ def notes(report: dict[str, Any]) -> list[str]:
                   f"{r['seconds']} |")
     md += ["", "Test scores in this table: SemEval's official macro-F1, Wiki80's micro-F1. SemEval's OpenNRE "
            "train.txt has no Entity-Destination(e2,e1) example (its one training example is in dev.txt), so a K-shot "
-           "training set has 18 labels and the head 19; Other is sampled like any label (K examples).", "", TKRE]
+           "training set has 18 labels and the head 19; Other is sampled like any label (K examples). In the synthetic "
+           "rows the memory holds the synthetic examples too. Seconds are wall time on a CPU shared with other jobs.",
+           "", TKRE]
     return md
 
 
