@@ -55,12 +55,6 @@ def schema(shared: Path, relations: list[str]) -> list[dict[str, str]]:
             else {"id": r, "name": r, "description": r} for r in relations]
 
 
-def opennre_row(ex: RelationExample) -> dict:
-    """The example in OpenNRE's JSON-lines format, which `read_relations` reads back."""
-    return {"token": ex.tokens, "h": {"pos": [ex.head.start, ex.head.end]}, "t": {"pos": [ex.tail.start, ex.tail.end]},
-            "relation": ex.label}
-
-
 def _key(ex: RelationExample) -> tuple[str, ...]:
     return tuple(t.lower() for t in ex.tokens)
 
@@ -72,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     pool = meta_train(args.shared)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "meta_train.jsonl", (opennre_row(ex) for exs in pool.values() for ex in exs))
+    write_jsonl(args.out / "meta_train.jsonl", (ex.to_record() for exs in pool.values() for ex in exs))
     write_json(args.out / "meta_schema.json", schema(args.shared, sorted(pool)))
     counts = sorted(len(exs) for exs in pool.values())
     print(json.dumps({"relations": len(pool), "examples": sum(counts), "min": counts[0], "max": counts[-1]}))

@@ -155,3 +155,21 @@ def test_pipeline_scierc(tmp_path: Path) -> None:
     assert set(report["scores"]) == {"NER vanilla + RE vanilla", "NER vanilla + RE kNN", "NER kNN + RE vanilla",
                                      "NER kNN + RE kNN"}
     check_results(tmp_path / "pipeline_scierc.json")
+
+
+def test_fewshot_kshot(tmp_path: Path) -> None:
+    import fewshot_kshot
+
+    from knnie import read_relation_types, read_relations
+
+    fewshot_kshot.main(["prepare", "--out", str(tmp_path / "sets")])
+    schema = read_relation_types(tmp_path / "sets" / "semeval_schema.json")
+    assert len(schema) == 19 and {r.id for r in schema} >= {"Other", "Cause-Effect(e2,e1)"}
+    assert len(read_relations(tmp_path / "sets" / "semeval_k8_s4.jsonl")) == 8 * 18  # train.txt has 18 labels
+    fewshot_kshot.main(["run", "--plan", "semeval:8:1", "--epochs", "1", "--limit-test", "40", "--lrs", "1e-4",
+                        "--out-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs")])
+    report = check_results(tmp_path / "fewshot_kshot.json")
+    official = {r["method"]: r["mean"] for r in report["rows"] if r["metric"].startswith("test official")}
+    test = report["per_run"][0]["test"]
+    assert official[fewshot_kshot.METHODS["vanilla"]] == pytest.approx(100 * test["vanilla"]["semeval_official_f1"])
+    assert official[fewshot_kshot.METHODS["knn_re"]] == pytest.approx(100 * test["knn_re"]["semeval_official_f1"])

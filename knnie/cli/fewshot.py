@@ -1,5 +1,6 @@
 """`knnie fewshot ...`: few-shot relation extraction (TKRE): classify among relations given by K examples
-each (`predict`), N-way K-shot evaluation (`evaluate`), and two-stage pre-training of an encoder (`pretrain`)."""
+each (`predict`), N-way K-shot evaluation (`evaluate`), two-stage pre-training of an encoder (`pretrain`), and K-shot
+training sets for the supervised protocol (`sample`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from knnie.tasks.fewshot import (
     episode_accuracies,
     load_extractor,
     sample_episodes,
+    sample_kshot,
     tune_knn,
 )
 
@@ -189,3 +191,18 @@ def pretrain_command(
     console.print(f"saved {out}: {d['examples']} examples of {d['relations']} relations + {d['synthetic_examples']} "
                   f"synthetic, {d['triggers_used']} relation spans from explanations; use it with "
                   f"`knnie train --encoder {out}` or `knnie fewshot evaluate --encoder {out}`", highlight=False)
+
+
+@app.command("sample")
+@command
+def sample_command(
+    data: Path = typer.Option(..., help="Labelled relation examples (any format `knnie train` reads)."),
+    k: int = typer.Option(..., "--k", help="Examples per relation (a relation with fewer is taken whole)."),
+    out: Path = typer.Option(..., help="Where to write the K-shot set (JSON lines that every command reads)."),
+    seed: Seed = 0,
+) -> None:
+    """Sample a K-shot training set: K examples of each relation, chosen with SEED (the same seed and data give the
+    same set; with one seed, a smaller K gives a subset of a larger K's set)."""
+    chosen, summary = sample_kshot(load_relations(data, "data"), k, seed)
+    write_jsonl(out, (ex.to_record() for ex in chosen))
+    console.print(f"wrote {out}: {summary.describe()}", highlight=False)

@@ -84,6 +84,25 @@ class RelationExample:
                 d["char_offsets"] = [list(o) for o in self.char_offsets]
         return d
 
+    def to_record(self) -> dict[str, Any]:
+        """The example as a record that `read_relations` reads back as an equal example: knnie's plain format
+        (character offsets into the original text) when it came as text, else OpenNRE's token format, so its
+        words are kept exactly; with its entity types, label and `meta` ids."""
+        spans = {"head": self.head, "tail": self.tail}
+        if self.text is not None and self.char_offsets is not None:
+            record: dict[str, Any] = {"text": self.text}
+            record.update({name: {"start": self.char_offsets[s.start][0], "end": self.char_offsets[s.end - 1][1]}
+                           | ({"type": s.type} if s.type is not None else {}) for name, s in spans.items()})
+            key = "label"
+        else:
+            record = {"token": self.tokens}
+            record.update({name[0]: {"pos": [s.start, s.end]} | ({"type": s.type} if s.type is not None else {})
+                           for name, s in spans.items()})
+            key = "relation"
+        if self.label is not None:
+            record[key] = self.label
+        return record | {k: v for k, v in self.meta.items() if k in ("id", "doc_key")}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RelationExample:
         """Read `to_dict`'s record; in a record written before offsets were kept, the tokens

@@ -1,9 +1,11 @@
 """Few-shot relation extraction (TKRE, issue 14): a support set is a small memory; N-way K-shot episodes
 are classified from it by prototypes or kNN over the support set; `pretrain` trains an encoder for it
-(masked span language modelling, then span-level contrastive learning)."""
+(masked span language modelling, then span-level contrastive learning); `sample_kshot` draws the K-shot
+training sets of the supervised protocol."""
 
 from knnie.tasks.fewshot.episodes import Episode, by_label, sample_episodes
 from knnie.tasks.fewshot.evaluation import Accuracy, episode_accuracies, episode_memory, tune_knn
+from knnie.tasks.fewshot.kshot import KShotSummary, sample_kshot
 from knnie.tasks.fewshot.pretrain import PretrainConfig, pretrain, pretrain_encoder
 from knnie.tasks.fewshot.support import (
     METHODS,
@@ -16,7 +18,7 @@ from knnie.tasks.fewshot.support import (
     support_scale,
 )
 
-__all__ = ["METHODS", "Accuracy", "Episode", "PretrainConfig", "SupportSet", "by_label", "classify",
+__all__ = ["METHODS", "Accuracy", "Episode", "KShotSummary", "PretrainConfig", "SupportSet", "by_label", "classify",
            "default_params", "episode_accuracies", "episode_memory", "load_extractor", "pretrain",
-           "pretrain_encoder", "prototype_memory", "sample_episodes", "shots_of", "support_scale",
+           "pretrain_encoder", "prototype_memory", "sample_episodes", "sample_kshot", "shots_of", "support_scale",
            "tune_knn"]
