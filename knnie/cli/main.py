@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from knnie.cli import ds, evaluate, extract, memory, ner, predict, serve, train, tune, zeroshot
+from knnie.cli import ds, evaluate, extract, fewshot, memory, ner, predict, serve, train, tune, zeroshot
 
 app = typer.Typer(
     help="knnie: relation extraction that consults a memory of labelled examples (kNN-RE).",
@@ -20,6 +20,7 @@ app.command("extract")(extract.extract_command)
 app.add_typer(ds.app, name="ds")
 app.add_typer(ner.app, name="ner")
 app.add_typer(zeroshot.app, name="zeroshot")
+app.add_typer(fewshot.app, name="fewshot")
 app.command("serve")(serve.serve_command)
 
 if __name__ == "__main__":

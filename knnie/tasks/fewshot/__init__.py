@@ -1,0 +1,1 @@
+"""Few-shot relation extraction (TKRE): relations defined by name, description and K examples each."""
