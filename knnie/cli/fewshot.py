@@ -56,24 +56,24 @@ def generate_command(
     if explanations is not None:
         e = explain_support(model, wanted, examples, explanations, seed=seed, tries=tries, show_progress=True)
         out.print(f"explanations: {e.written} written ({e.with_trigger} with a valid trigger), {e.existing} already "
-                  f"in {explanations}, {e.failed} failed after {tries} tries; {e.asked} asked in {e.seconds:.0f} s"
-                  + _reasons(e.dropped), highlight=False)
+                  f"in {explanations}, {e.failed} failed after {tries} tries; {e.asked} asked in {e.seconds:.0f} s; "
+                  f"dropped: {_reasons(e.dropped)}", highlight=False)
     g = generate_examples(model, wanted, examples, per_relation, out_path, seed=seed, tries=tries,
                           temperature=temperature, show_progress=True)
-    table = Table(title=f"synthetic examples → {out_path}")
+    table = Table(title="synthetic examples")
     for col in ("asked", "kept", "dropped", "already there", "seconds", "kept / min"):
         table.add_column(col)
     table.add_row(str(g.asked), str(g.kept), str(sum(g.dropped.values())), str(g.existing), f"{g.seconds:.0f}",
                   f"{60 * g.kept / g.seconds:.1f}" if g.seconds else "-")
     out.print(table)
-    short = {r: n for r, n in g.per_relation.items() if n < per_relation}
-    out.print(("dropped" + _reasons(g.dropped).removeprefix(";")) if g.dropped else "nothing dropped",
+    out.print(f"{g.kept} synthetic examples kept, appended to {out_path}; dropped: {_reasons(g.dropped)}",
               highlight=False)
+    short = {r: n for r, n in g.per_relation.items() if n < per_relation}
     if short:
         out.print(f"[yellow]{len(short)} relations have fewer than {per_relation}[/] (rerun to ask again): "
                   + ", ".join(f"{r} {n}" for r, n in list(short.items())[:10]), highlight=False)
 
 
 def _reasons(dropped: dict[str, int]) -> str:
-    return "; dropped: " + ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda x: -x[1])) \
-        if dropped else ""
+    """'reason n, ...', the most frequent first."""
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items(), key=lambda x: -x[1])) or "none"

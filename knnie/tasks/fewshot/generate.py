@@ -48,7 +48,7 @@ HEAD_MISSING = "head not in the sentence"
 TAIL_MISSING = "tail not in the sentence"
 SAME = "head equals tail"
 OVERLAP = "head and tail overlap"
-SPLITS_TOKEN = "entity splits a token"
+SPLITS_CHARACTER = "entity cuts a character"
 DUPLICATE = "duplicate"
 SUPPORT_COPY = "copy of a support sentence"
 
@@ -142,7 +142,7 @@ class ExampleChecker:
         try:
             example_from_text(sentence, (*head_at, None), (*tail_at, None), relation.id)
         except DataError:
-            return SPLITS_TOKEN
+            return SPLITS_CHARACTER
         key = normalised(sentence)
         if key in self.copies:
             return SUPPORT_COPY
