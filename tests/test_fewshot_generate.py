@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from knnie import DataError, RelationType, example_from_text, read_relations
 from knnie.cli.main import app
-from knnie.llm import Completion
+from knnie.llm import Completion, http
 from knnie.tasks.fewshot import generate as g
 from tests.llm_server import chat_answer, llm_server
 
@@ -26,6 +27,12 @@ SUPPORT = [
 ]
 GOOD = {"sentence": "Globex was founded by Hank Scorpio in 1989.", "head": "Globex", "tail": "Hank Scorpio",
         "relation": "founded by"}
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """The HTTP backend's answer cache in the test's folder, not the user's."""
+    monkeypatch.setenv("KNNIE_CACHE", str(tmp_path / "cache"))
 
 
 def answer(**change: str) -> Completion:
@@ -223,8 +230,34 @@ def test_generate_command_against_an_openai_compatible_server(tmp_path):
     assert len(received) == 2 + 3 and {b["model"] for b in received} == {"m"}
 
 
+def test_a_server_that_fails_ends_the_command_with_a_clear_error_and_keeps_what_was_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(http, "time", SimpleNamespace(sleep=lambda seconds: None))  # no pauses between retries
+    schema, support = write_inputs(tmp_path)
+
+    def reply(body: dict, n: int) -> tuple[int, dict]:
+        return (200, chat_answer(numbered(n, body["messages"]).text)) if n < 3 else (502, {"error": "gateway"})
+
+    with llm_server(reply) as (url, received):
+        result = CliRunner().invoke(app, ["fewshot", "generate", "--schema", str(schema), "--support", str(support),
+                                          "--per-relation", "5", "--out", str(tmp_path / "s.jsonl"), "--llm", url])
+    assert result.exit_code == 1 and "HTTP 502" in result.output and "failed 5 times" in result.output
+    assert len(read_relations(tmp_path / "s.jsonl")) == 3 and len(received) == 3 + 5
+
+
 def test_generate_command_refuses_an_unknown_excluded_relation(tmp_path):
     schema, support = write_inputs(tmp_path)
     result = CliRunner().invoke(app, ["fewshot", "generate", "--schema", str(schema), "--support", str(support),
                                       "--out", str(tmp_path / "o.jsonl"), "--exclude", "Other"])
     assert result.exit_code == 2 and "not relations of the schema: Other" in result.output
+
+
+def test_smollm2_generates_a_valid_example_and_an_explanation(tmp_path):
+    from knnie.llm import load_llm
+
+    llm = load_llm("smollm2", threads=2)
+    report = g.generate_examples(llm, [BORN], SUPPORT, 1, tmp_path / "s.jsonl", tries=8, max_tokens=100)
+    assert report.kept == 1, dict(report.dropped)
+    [ex] = read_relations(tmp_path / "s.jsonl")
+    assert ex.label == "P19" and ex.mention(ex.head) and ex.mention(ex.tail) != ex.mention(ex.head)
+    explained = g.explain_support(llm, [BORN], SUPPORT, tmp_path / "e.jsonl", max_tokens=100)
+    assert explained.written == 1, dict(explained.dropped)
