@@ -2,9 +2,10 @@
 explanations per minute, with Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, llama-cpp-python on the CPU). Its
 runs also make the few-shot benchmarks' LLM data, in the folder `bench/fewshot_data.py --out` wrote:
 
-* `meta`: 4 support examples per meta-training relation of meta_train.jsonl (drawn with --seed) are
-  explained → DIR/explanations_meta.jsonl, and --per-relation synthetic examples of each of the 64
-  relations generated → DIR/synth_meta.jsonl.
+* `explanations`: 4 support examples per meta-training relation of meta_train.jsonl (drawn with --seed)
+  are explained → DIR/explanations_meta.jsonl.
+* `synthetic`: --per-relation synthetic examples of each of the 64 meta-training relations, shown those
+  support examples → DIR/synth_meta.jsonl.
 * `semeval`: --per-relation synthetic examples of each SemEval relation but Other from each K-shot
   training set DIR/kshot/semeval_k8_s{i}.jsonl → DIR/kshot/semeval_k8_s{i}.synth.jsonl.
 
@@ -13,7 +14,8 @@ finished output is then copied into place atomically, so the presence of a publi
 complete. Every run's counts are added to DIR/gen/stats.jsonl, and bench/results/fewshot_generate.{json,md}
 is written from all of them after each run:
 
-    PYTHONPATH=bench python bench/fewshot_generate.py meta --dir /work/runs/fewshot --threads 2
+    PYTHONPATH=bench python bench/fewshot_generate.py explanations --dir /work/runs/fewshot --threads 1
+    PYTHONPATH=bench python bench/fewshot_generate.py synthetic --dir /work/runs/fewshot --threads 1
     PYTHONPATH=bench python bench/fewshot_generate.py semeval --dir /work/runs/fewshot --sets 0 1 2 3 4
 """
 
@@ -66,12 +68,13 @@ def run_meta(args: argparse.Namespace, llm: Any) -> None:
     support_by_relation(support, relations)
     gen = args.dir / "gen"
     common = {"dataset": "FewRel meta-train (64 relations)", "threads": args.threads, "k": args.k, "seed": args.seed}
-    if not args.skip_explanations:
+    if args.what == "explanations":
         report = explain_support(llm, relations, support, gen / "explanations_meta.jsonl", seed=args.seed)
         record(gen / "stats.jsonl", {**common, "task": "explanations", **asdict(report)})
         log(f"explanations: {report.written} written, {report.failed} failed, {report.seconds:.0f} s")
         if report.failed == 0:
             publish(gen / "explanations_meta.jsonl", args.dir / "explanations_meta.jsonl")
+        return
     report = generate_examples(llm, relations, support, args.per_relation, gen / "synth_meta.jsonl", seed=args.seed)
     record(gen / "stats.jsonl", {**common, "task": "synthetic", "per_relation": args.per_relation, **asdict(report)})
     log(f"synthetic: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
@@ -131,7 +134,8 @@ def results(stats: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["meta", "semeval", "report"])
+    parser.add_argument("what", choices=["explanations", "synthetic", "semeval", "report"],
+                        help="explanations / synthetic: of the meta-training relations")
     parser.add_argument("--dir", type=Path, required=True, help="bench/fewshot_data.py's --out folder")
     parser.add_argument("--llm", default="local")
     parser.add_argument("--threads", type=int, default=2)
@@ -140,12 +144,11 @@ def main() -> None:
     parser.add_argument("--per-relation", type=int, default=None, help="synthetic examples per relation "
                         "(default: 5 for meta, 10 for semeval)")
     parser.add_argument("--sets", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--skip-explanations", action="store_true")
     args = parser.parse_args()
     if args.what != "report":
-        args.per_relation = args.per_relation or (5 if args.what == "meta" else 10)
+        args.per_relation = args.per_relation or (10 if args.what == "semeval" else 5)
         llm = load_llm(args.llm, threads=args.threads)
-        (run_meta if args.what == "meta" else run_semeval)(args, llm)
+        (run_semeval if args.what == "semeval" else run_meta)(args, llm)
     stats = args.dir / "gen" / "stats.jsonl"
     if not stats.exists():
         sys.exit(f"no runs recorded in {stats}")

@@ -104,11 +104,11 @@ class Scripted:
     name = "scripted"
 
     def __init__(self, reply, fail_at: int | None = None) -> None:
-        self.reply, self.fail_at, self.requests = reply, fail_at, []
+        self.reply, self.fail_at, self.requests = reply, fail_at, []  # fail_at: Ctrl-C at that request
 
     def complete_json(self, messages, schema, max_tokens, temperature, seed) -> Completion:
         if len(self.requests) == self.fail_at:
-            raise KeyboardInterrupt  # the run is killed here
+            raise KeyboardInterrupt
         self.requests.append({"messages": messages, "schema": schema, "seed": seed})
         return self.reply(len(self.requests) - 1, messages)
 
@@ -145,8 +145,8 @@ def test_generation_stops_after_its_tries_and_counts_the_drops(tmp_path):
 
 def test_an_interrupted_run_loses_nothing_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "s.jsonl"
-    with pytest.raises(KeyboardInterrupt):
-        g.generate_examples(Scripted(numbered, fail_at=3), RELATIONS, SUPPORT, 3, out)
+    stopped = g.generate_examples(Scripted(numbered, fail_at=3), RELATIONS, SUPPORT, 3, out)  # Ctrl-C at the 4th
+    assert (stopped.interrupted, stopped.kept) == (True, 3)
     assert len(read_relations(out)) == 3  # each row was on disk as soon as it was made
     with open(out, "a") as f:
         f.write('{"text": "Half a li')  # a write cut short by the kill
@@ -179,8 +179,8 @@ def test_explanations_are_appended_and_resumed(tmp_path):
     def explain(n, messages):
         return Completion(json.dumps({"explanation": f"reason {n}", "trigger": "born in" if n else "xyz"}), "stop")
 
-    first = g.explain_support(Scripted(explain, fail_at=1), RELATIONS, SUPPORT[:1], out)
-    assert (first.written, first.with_trigger, first.asked) == (1, 0, 1)
+    first = g.explain_support(Scripted(explain, fail_at=1), RELATIONS, SUPPORT, out)
+    assert (first.written, first.with_trigger, first.asked, first.interrupted) == (1, 0, 1, True)
     report = g.explain_support(Scripted(explain), RELATIONS, SUPPORT, out)
     assert (report.existing, report.written, report.with_trigger) == (1, 2, 1)
     rows = [json.loads(line) for line in out.read_text().splitlines()]

@@ -10,6 +10,7 @@ from rich.table import Table
 from knnie.cli.common import command, console, load_relations, out
 from knnie.cli.options import Seed
 from knnie.cli.zeroshot import load_relation_types
+from knnie.errors import KnnieError
 from knnie.llm import load_llm
 from knnie.llm.load import SPECS
 from knnie.tasks.fewshot.generate import explain_support, generate_examples, support_by_relation
@@ -58,6 +59,8 @@ def generate_command(
         out.print(f"explanations: {e.written} written ({e.with_trigger} with a valid trigger), {e.existing} already "
                   f"in {explanations}, {e.failed} failed after {tries} tries; {e.asked} asked in {e.seconds:.0f} s; "
                   f"dropped: {_reasons(e.dropped)}", highlight=False)
+        if e.interrupted:
+            raise KnnieError(f"interrupted: what was written stays in {explanations}; rerun to resume")
     g = generate_examples(model, wanted, examples, per_relation, out_path, seed=seed, tries=tries,
                           temperature=temperature, show_progress=True)
     table = Table(title="synthetic examples")
@@ -68,6 +71,8 @@ def generate_command(
     out.print(table)
     out.print(f"{g.kept} synthetic examples kept, appended to {out_path}; dropped: {_reasons(g.dropped)}",
               highlight=False)
+    if g.interrupted:
+        raise KnnieError(f"interrupted: what was written stays in {out_path}; rerun to resume")
     short = {r: n for r, n in g.per_relation.items() if n < per_relation}
     if short:
         out.print(f"[yellow]{len(short)} relations have fewer than {per_relation}[/] (rerun to ask again): "

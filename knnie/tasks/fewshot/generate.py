@@ -225,38 +225,48 @@ class ExplanationReport:
     failed: int = 0  # examples left unexplained after every try
     dropped: Counter = field(default_factory=Counter)  # answers dropped, by reason
     seconds: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT): a rerun resumes
 
 
 def explain_support(llm: LLM, relations: list[RelationType], support: list[RelationExample], out: Path,
-                    seed: int = 0, tries: int = 3, temperature: float = 0.3, max_tokens: int = 200,
+                    seed: int = 0, tries: int = 3, temperature: float = 0.3, max_tokens: int = 120,
                     show_progress: bool = False) -> ExplanationReport:
     """Append to `out` an explanation of each support example whose label is one of `relations` and that
-    the file does not already explain (`tries` requests at most each)."""
+    the file does not already explain (`tries` requests at most each). Ctrl-C stops it with what was written
+    kept (`interrupted` in the report)."""
     start, report = time.perf_counter(), ExplanationReport()
     by_id = {r.id: r for r in relations}
     with resumed_jsonl(out) as (rows, f):
         done = {example_key(row) for row in rows}
         todo = [ex for ex in support if ex.label in by_id and example_key(ex.to_row()) not in done]
         report.existing = sum(ex.label in by_id for ex in support) - len(todo)
-        for ex in track(todo, "explaining support examples", show=show_progress):
-            relation, row = by_id[ex.label], ex.to_row()
-            prompt = messages("explain", name=relation.name, description=relation.description, sentence=row["text"],
-                              head=row["head"]["text"], tail=row["tail"]["text"])
-            for attempt in range(tries):
-                report.asked += 1
-                result = check_explanation(llm.complete_json(prompt, EXPLANATION_SCHEMA, max_tokens, temperature,
-                                                             _seed(seed, *example_key(row), attempt)), ex)
-                if isinstance(result, str):
-                    report.dropped[result] += 1
-                    continue
-                _append(f, result)
-                report.written += 1
-                report.with_trigger += result["trigger"] is not None
-                break
-            else:
-                report.failed += 1
+        try:
+            for ex in track(todo, "explaining support examples", show=show_progress):
+                _explain(llm, by_id[ex.label], ex, f, report, seed, tries, temperature, max_tokens)
+        except KeyboardInterrupt:
+            report.interrupted = True
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _explain(llm: LLM, relation: RelationType, ex: RelationExample, f: TextIO, report: ExplanationReport, seed: int,
+             tries: int, temperature: float, max_tokens: int) -> None:
+    """Ask for one support example's explanation until an answer is valid (`tries` at most); append it."""
+    row = ex.to_row()
+    prompt = messages("explain", name=relation.name, description=relation.description, sentence=row["text"],
+                      head=row["head"]["text"], tail=row["tail"]["text"])
+    for attempt in range(tries):
+        result = check_explanation(llm.complete_json(prompt, EXPLANATION_SCHEMA, max_tokens, temperature,
+                                                     _seed(seed, *example_key(row), attempt)), ex)
+        report.asked += 1
+        if isinstance(result, str):
+            report.dropped[result] += 1
+            continue
+        _append(f, result)
+        report.written += 1
+        report.with_trigger += result["trigger"] is not None
+        return
+    report.failed += 1
 
 
 @dataclass
@@ -267,15 +277,17 @@ class GenerationReport:
     dropped: Counter = field(default_factory=Counter)  # answers dropped, by reason
     per_relation: dict[str, int] = field(default_factory=dict)  # examples of each relation in the file now
     seconds: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT): a rerun resumes
 
 
 def generate_examples(llm: LLM, relations: list[RelationType], support: list[RelationExample], per_relation: int,
                       out: Path, seed: int = 0, tries: int = 3, demonstrations: int = 3, temperature: float = 0.8,
-                      max_tokens: int = 200, show_progress: bool = False) -> GenerationReport:
+                      max_tokens: int = 150, show_progress: bool = False) -> GenerationReport:
     """Append to `out` synthetic examples of each of `relations` until it holds `per_relation` of each, asking
     the LLM `tries` × as often as examples are missing at most. Relations are asked in turn, so an interrupted
     run leaves them balanced. `support` gives the demonstrations (of the asked relation, `demonstrations` at
-    most per request) and the sentences a synthetic one must not copy."""
+    most per request) and the sentences a synthetic one must not copy. Ctrl-C stops it with what was written
+    kept (`interrupted` in the report)."""
     start, report = time.perf_counter(), GenerationReport()
     demos = {r.id: [ex for ex in support if ex.label == r.id] for r in relations}
     schema = example_schema([r.name for r in relations])
@@ -289,24 +301,27 @@ def generate_examples(llm: LLM, relations: list[RelationType], support: list[Rel
         missing = {r.id: max(0, per_relation - have[r.id]) for r in relations}
         budget = {r.id: tries * missing[r.id] for r in relations}
         with counter("generating examples", sum(missing.values()), show_progress) as update:
-            while any(missing[r.id] and budget[r.id] for r in relations):
-                for r in relations:
-                    if not (missing[r.id] and budget[r.id]):
-                        continue
-                    n, budget[r.id] = attempt[r.id], budget[r.id] - 1
-                    attempt[r.id] += 1
-                    result = checker.check(_ask_example(llm, r, demos[r.id], schema, _seed(seed, r.id, n),
-                                                        demonstrations, temperature, max_tokens), r)
-                    report.asked += 1
-                    if isinstance(result, str):
-                        report.dropped[result] += 1
-                    else:
-                        _append(f, {**result, "attempt": n})
-                        report.kept += 1
-                        missing[r.id] -= 1
-                        have[r.id] += 1
-                    update(0 if isinstance(result, str) else 1,
-                           f"generating examples (asked {report.asked}, kept {report.kept})")
+            try:
+                while any(missing[r.id] and budget[r.id] for r in relations):
+                    for r in relations:
+                        if not (missing[r.id] and budget[r.id]):
+                            continue
+                        n, budget[r.id] = attempt[r.id], budget[r.id] - 1
+                        attempt[r.id] += 1
+                        result = checker.check(_ask_example(llm, r, demos[r.id], schema, _seed(seed, r.id, n),
+                                                            demonstrations, temperature, max_tokens), r)
+                        report.asked += 1
+                        if isinstance(result, str):
+                            report.dropped[result] += 1
+                        else:
+                            _append(f, {**result, "attempt": n})
+                            report.kept += 1
+                            missing[r.id] -= 1
+                            have[r.id] += 1
+                        update(0 if isinstance(result, str) else 1,
+                               f"generating examples (asked {report.asked}, kept {report.kept})")
+            except KeyboardInterrupt:
+                report.interrupted = True
     report.per_relation = {r.id: have[r.id] for r in relations}
     report.seconds = time.perf_counter() - start
     return report
