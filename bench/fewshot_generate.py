@@ -25,6 +25,7 @@ import argparse
 import json
 import random
 import shutil
+import signal
 import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict
@@ -145,6 +146,8 @@ def main() -> None:
                         "(default: 5 for meta, 10 for semeval)")
     parser.add_argument("--sets", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stop a run (in the background too) with its counts recorded
+        signal.signal(signum, signal.default_int_handler)
     if args.what != "report":
         args.per_relation = args.per_relation or (10 if args.what == "semeval" else 5)
         llm = load_llm(args.llm, threads=args.threads)
