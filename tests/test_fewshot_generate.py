@@ -166,6 +166,13 @@ def test_a_rerun_drops_what_repeats_a_sentence_already_in_the_file(tmp_path):
     assert (report.kept, dict(report.dropped)) == (0, {g.DUPLICATE: 1})
 
 
+def test_a_last_line_without_its_newline_is_kept_when_it_is_whole(tmp_path):
+    out = tmp_path / "s.jsonl"
+    out.write_text(json.dumps(g.ExampleChecker(RELATIONS, SUPPORT).check(answer(), FOUNDED)))  # no newline
+    report = g.generate_examples(Scripted(numbered), [FOUNDED], SUPPORT, 2, out)
+    assert (report.existing, report.kept) == (1, 1) and len(read_relations(out)) == 2
+
+
 def test_a_malformed_line_inside_the_output_is_an_error_naming_it(tmp_path):
     out = tmp_path / "s.jsonl"
     out.write_text('{"text": "a", "label": "P112"}\nnot json\n{"text": "b", "label": "P112"}\n')
@@ -251,6 +258,7 @@ def test_generate_command_refuses_an_unknown_excluded_relation(tmp_path):
     assert result.exit_code == 2 and "not relations of the schema: Other" in result.output
 
 
+@pytest.mark.slow  # seconds on an idle machine, minutes on a loaded one
 def test_smollm2_generates_a_valid_example_and_an_explanation(tmp_path):
     from knnie.llm import load_llm
 
