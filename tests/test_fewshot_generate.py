@@ -195,6 +195,12 @@ def test_explanations_are_appended_and_resumed(tmp_path):
     assert rows[2]["trigger"] == {"text": "born in", "start": 16, "end": 23} and rows[2]["label"] == "P19"
 
 
+def test_an_explanations_file_of_something_else_is_refused(tmp_path):
+    (tmp_path / "e.jsonl").write_text('{"text": "a", "label": "P19"}\n')
+    with pytest.raises(DataError, match="not an explanations file"):
+        g.explain_support(Scripted(numbered), RELATIONS, SUPPORT, tmp_path / "e.jsonl")
+
+
 def test_an_unexplained_example_is_tried_again_then_counted_as_failed(tmp_path):
     report = g.explain_support(Scripted(lambda n, m: Completion("{", "stop")), RELATIONS, SUPPORT[:1],
                                tmp_path / "e.jsonl", tries=2)

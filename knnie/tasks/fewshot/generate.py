@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from knnie.data import RelationExample, RelationType, example_from_text
 from knnie.data.files import numbered_lines, parse_json, read_text
 from knnie.errors import DataError
-from knnie.io import locked
+from knnie.io import atomic_path, locked
 from knnie.llm import LLM, Completion, messages
 from knnie.progress import counter, track
 
@@ -191,9 +191,8 @@ def resumed_jsonl(path: Path) -> Iterator[tuple[list[dict[str, Any]], TextIO]]:
                     lines.append((n, last))
                 except DataError:
                     log.warning("%s:%d: a line cut short by an interrupted run, dropped", path, n)
-                kept = "".join(f"{line}\n" for _, line in lines)
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(kept)
+                with atomic_path(path, lock=False) as tmp:  # a crash now leaves the old file, not half of it
+                    tmp.write_text("".join(f"{line}\n" for _, line in lines), encoding="utf-8")
             for n, line in lines:
                 if line.strip():
                     row = parse_json(line, path, n)
@@ -237,7 +236,10 @@ def explain_support(llm: LLM, relations: list[RelationType], support: list[Relat
     start, report = time.perf_counter(), ExplanationReport()
     by_id = {r.id: r for r in relations}
     with resumed_jsonl(out) as (rows, f):
-        done = {example_key(row) for row in rows}
+        try:
+            done = {example_key(row) for row in rows}
+        except (KeyError, TypeError):
+            raise DataError("not an explanations file: a row without text, head and tail", path=out) from None
         todo = [ex for ex in support if ex.label in by_id and example_key(ex.to_row()) not in done]
         report.existing = sum(ex.label in by_id for ex in support) - len(todo)
         try:
