@@ -104,7 +104,10 @@ def results(stats: Path) -> dict[str, Any]:
     """Rows over every run recorded: per dataset and task, the rate per minute of LLM time, the keep-rate, and
     the share of requests dropped for each reason."""
     runs = [json.loads(line) for line in stats.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows, groups = [], defaultdict(list)
+    rows, groups, targets = [], defaultdict(list), defaultdict(set)
+    for r in runs:
+        if "per_relation" in r:
+            targets[r["dataset"]].add(r["per_relation"])
     for r in runs:
         groups[(r["dataset"], r["task"], r["threads"])].append(r)
     for (dataset, task, threads), group in groups.items():
@@ -127,9 +130,10 @@ def results(stats: Path) -> dict[str, Any]:
     return {"command": command(), "data": "DIR/meta_train.jsonl + meta_schema.json (bench/fewshot_data.py); "
             "DIR/kshot/semeval_k8_s*.jsonl (K-shot SemEval sets)", "encoder": "none (LLM: " + LLM_NAME + ")",
             "seeds": sorted({r.get("seed", 0) for r in runs}), "machine": machine(),
-            "reduced": "CPU only, 1-2 threads on a 2-core machine shared with other jobs (rates are of this "
-                       "machine under that load); 4 support examples and 5 synthetic examples per meta-training "
-                       "relation, 10 per SemEval relation; one example per request",
+            "reduced": "CPU only, 1-2 threads on a 2-core machine shared with other jobs (rates are of this machine "
+                       "under that load); one example per request; synthetic examples asked per relation: "
+                       + "; ".join(f"{d} {sorted(v)}" for d, v in targets.items())
+                       + f"; SemEval sets {sorted({r['set'] for r in runs if 'set' in r})}",
             "rows": rows, "runs": len(runs)}
 
 
@@ -155,7 +159,20 @@ def main() -> None:
     stats = args.dir / "gen" / "stats.jsonl"
     if not stats.exists():
         sys.exit(f"no runs recorded in {stats}")
-    write_results("fewshot_generate", results(stats))
+    report = results(stats)
+    write_results("fewshot_generate", report, extra_md=runs_table(stats))
+
+
+def runs_table(stats: Path) -> list[str]:
+    """One line per recorded run: what it made, in how long, and whether it was stopped before the end."""
+    lines = ["Runs (each resumes the files of the one before; a stopped run's counts are kept):", "",
+             "| dataset | task | threads | asked | made | seconds | stopped |", "|---|---|---|---|---|---|---|"]
+    for line in stats.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        made = r["kept"] if r["task"] == "synthetic" else r["written"]
+        lines.append(f"| {r['dataset']}{' set ' + str(r['set']) if 'set' in r else ''} | {r['task']} | "
+                     f"{r['threads']} | {r['asked']} | {made} | {r['seconds']:.0f} | {r['interrupted']} |")
+    return lines
 
 
 if __name__ == "__main__":
