@@ -57,6 +57,11 @@ def publish(work: Path, target: Path) -> None:
     log(f"published {target}")
 
 
+def counts(report: Any) -> dict[str, Any]:
+    """A run's report as JSON (asdict would turn the Counter of drop reasons into counts of its pairs)."""
+    return {**asdict(report), "dropped": dict(report.dropped)}
+
+
 def record(stats: Path, entry: dict[str, Any]) -> None:
     stats.parent.mkdir(parents=True, exist_ok=True)
     with open(stats, "a", encoding="utf-8") as f:
@@ -71,13 +76,13 @@ def run_meta(args: argparse.Namespace, llm: Any) -> None:
     common = {"dataset": "FewRel meta-train (64 relations)", "threads": args.threads, "k": args.k, "seed": args.seed}
     if args.what == "explanations":
         report = explain_support(llm, relations, support, gen / "explanations_meta.jsonl", seed=args.seed)
-        record(gen / "stats.jsonl", {**common, "task": "explanations", **asdict(report)})
+        record(gen / "stats.jsonl", {**common, "task": "explanations", **counts(report)})
         log(f"explanations: {report.written} written, {report.failed} failed, {report.seconds:.0f} s")
         if report.failed == 0:
             publish(gen / "explanations_meta.jsonl", args.dir / "explanations_meta.jsonl")
         return
     report = generate_examples(llm, relations, support, args.per_relation, gen / "synth_meta.jsonl", seed=args.seed)
-    record(gen / "stats.jsonl", {**common, "task": "synthetic", "per_relation": args.per_relation, **asdict(report)})
+    record(gen / "stats.jsonl", {**common, "task": "synthetic", "per_relation": args.per_relation, **counts(report)})
     log(f"synthetic: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
     if all(n >= args.per_relation for n in report.per_relation.values()):
         publish(gen / "synth_meta.jsonl", args.dir / "synth_meta.jsonl")
@@ -94,7 +99,7 @@ def run_semeval(args: argparse.Namespace, llm: Any) -> None:
         report = generate_examples(llm, wanted, support, args.per_relation, work, seed=args.seed + i)
         record(args.dir / "gen" / "stats.jsonl", {"dataset": "SemEval-2010 K=8 (18 relations, not Other)",
                                                    "set": i, "threads": args.threads, "task": "synthetic",
-                                                   "per_relation": args.per_relation, **asdict(report)})
+                                                   "per_relation": args.per_relation, **counts(report)})
         log(f"SemEval set {i}: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
         if all(n >= args.per_relation for n in report.per_relation.values()):
             publish(work, kshot / f"semeval_k8_s{i}.synth.jsonl")
