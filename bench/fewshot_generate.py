@@ -50,8 +50,11 @@ def meta_support(examples: list[RelationExample], k: int, seed: int) -> list[Rel
     return [ex for label in sorted(by_label) for ex in rng.sample(by_label[label], k)]
 
 
-def publish(work: Path, target: Path) -> None:
-    """Copy a finished output into place in one rename."""
+def publish(work: Path, target: Path, allowed: bool = True) -> None:
+    """Copy a finished output into place in one rename (unless not `allowed`: --no-publish)."""
+    if not allowed:
+        log(f"{work} is complete (not published: --no-publish)")
+        return
     with atomic_path(target) as tmp:
         shutil.copyfile(work, tmp)
     log(f"published {target}")
@@ -79,13 +82,13 @@ def run_meta(args: argparse.Namespace, llm: Any) -> None:
         record(gen / "stats.jsonl", {**common, "task": "explanations", **counts(report)})
         log(f"explanations: {report.written} written, {report.failed} failed, {report.seconds:.0f} s")
         if report.failed == 0:
-            publish(gen / "explanations_meta.jsonl", args.dir / "explanations_meta.jsonl")
+            publish(gen / "explanations_meta.jsonl", args.dir / "explanations_meta.jsonl", args.publish)
         return
     report = generate_examples(llm, relations, support, args.per_relation, gen / "synth_meta.jsonl", seed=args.seed)
     record(gen / "stats.jsonl", {**common, "task": "synthetic", "per_relation": args.per_relation, **counts(report)})
     log(f"synthetic: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
     if all(n >= args.per_relation for n in report.per_relation.values()):
-        publish(gen / "synth_meta.jsonl", args.dir / "synth_meta.jsonl")
+        publish(gen / "synth_meta.jsonl", args.dir / "synth_meta.jsonl", args.publish)
 
 
 def run_semeval(args: argparse.Namespace, llm: Any) -> None:
@@ -102,7 +105,7 @@ def run_semeval(args: argparse.Namespace, llm: Any) -> None:
                                                    "per_relation": args.per_relation, **counts(report)})
         log(f"SemEval set {i}: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
         if all(n >= args.per_relation for n in report.per_relation.values()):
-            publish(work, kshot / f"semeval_k8_s{i}.synth.jsonl")
+            publish(work, kshot / f"semeval_k8_s{i}.synth.jsonl", args.publish)
 
 
 def results(stats: Path) -> dict[str, Any]:
@@ -154,6 +157,8 @@ def main() -> None:
     parser.add_argument("--per-relation", type=int, default=None, help="synthetic examples per relation "
                         "(default: 5 for meta, 10 for semeval)")
     parser.add_argument("--sets", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--no-publish", dest="publish", action="store_false",
+                        help="leave a finished output in DIR/gen (one already published is not replaced)")
     args = parser.parse_args()
     for signum in (signal.SIGINT, signal.SIGTERM):  # stop a run (in the background too) with its counts recorded
         signal.signal(signum, signal.default_int_handler)
