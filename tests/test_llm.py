@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,17 @@ def test_http_backend_gives_up_with_a_clear_error_after_repeated_failures():
             pytest.raises(LLMError, match=r"failed 3 times; last: HTTP 503 .*overloaded"):
         HttpLLM(url, cache=False, retries=2, backoff=0.01).complete_json(ASK, SCHEMA, 50, 0.0, 0)
     assert len(received) == 3
+
+
+def test_http_backend_retries_a_request_that_times_out():
+    def slow_first(body: dict, n: int) -> tuple[int, dict]:
+        if n == 0:
+            time.sleep(1.0)
+        return ok(body, n)
+
+    with llm_server(slow_first) as (url, received):
+        answer = HttpLLM(url, cache=False, timeout=0.2, retries=1, backoff=0.01).complete_json(ASK, SCHEMA, 5, 0, 0)
+    assert answer.text == '{"a": "answer 1"}' and len(received) == 2
 
 
 def test_http_backend_does_not_retry_a_refused_request():
