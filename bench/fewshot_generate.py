@@ -85,7 +85,7 @@ def run_meta(args: argparse.Namespace, llm: Any) -> None:
             publish(gen / "explanations_meta.jsonl", args.dir / "explanations_meta.jsonl", args.publish)
         return
     report = generate_examples(llm, relations, support, args.per_relation, gen / "synth_meta.jsonl", seed=args.seed)
-    record(gen / "stats.jsonl", {**common, "task": "synthetic", "per_relation": args.per_relation, **counts(report)})
+    record(gen / "stats.jsonl", {**common, "task": "synthetic", "target": args.per_relation, **counts(report)})
     log(f"synthetic: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
     if all(n >= args.per_relation for n in report.per_relation.values()):
         publish(gen / "synth_meta.jsonl", args.dir / "synth_meta.jsonl", args.publish)
@@ -102,7 +102,7 @@ def run_semeval(args: argparse.Namespace, llm: Any) -> None:
         report = generate_examples(llm, wanted, support, args.per_relation, work, seed=args.seed + i)
         record(args.dir / "gen" / "stats.jsonl", {"dataset": "SemEval-2010 K=8 (18 relations, not Other)",
                                                    "set": i, "threads": args.threads, "task": "synthetic",
-                                                   "per_relation": args.per_relation, **counts(report)})
+                                                   "target": args.per_relation, **counts(report)})
         log(f"SemEval set {i}: {report.kept} kept of {report.asked} asked, {report.seconds:.0f} s")
         if all(n >= args.per_relation for n in report.per_relation.values()):
             publish(work, kshot / f"semeval_k8_s{i}.synth.jsonl", args.publish)
@@ -114,8 +114,8 @@ def results(stats: Path) -> dict[str, Any]:
     runs = [json.loads(line) for line in stats.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows, groups, targets = [], defaultdict(list), defaultdict(set)
     for r in runs:
-        if "per_relation" in r:
-            targets[r["dataset"]].add(r["per_relation"])
+        if "target" in r:
+            targets[r["dataset"]].add(r["target"])
     for r in runs:
         groups[(r["dataset"], r["task"], r["threads"])].append(r)
     for (dataset, task, threads), group in groups.items():
