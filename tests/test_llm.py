@@ -46,11 +46,15 @@ def test_http_backend_retries_after_a_server_error(tmp_path):
     assert answer.text == '{"a": "answer 2"}' and len(received) == 3
 
 
-def test_http_backend_gives_up_with_a_clear_error_after_repeated_failures():
-    with llm_server(lambda body, n: (503, {"error": "overloaded"})) as (url, received), \
-            pytest.raises(LLMError, match=r"failed 3 times; last: HTTP 503 .*overloaded"):
+@pytest.mark.parametrize(("status", "error", "message", "requests"), [
+    (503, "overloaded", r"failed 3 times; last: HTTP 503 .*overloaded", 3),  # retried, then a clear error
+    (401, "bad key", r"refused the request \(HTTP 401 .*bad key", 1),  # a refusal is not retried
+])
+def test_http_backend_failures_end_in_a_clear_error(status, error, message, requests):
+    with llm_server(lambda body, n: (status, {"error": error})) as (url, received), \
+            pytest.raises(LLMError, match=message):
         HttpLLM(url, cache=False, retries=2, backoff=0.01).complete_json(ASK, SCHEMA, 50, 0.0, 0)
-    assert len(received) == 3
+    assert len(received) == requests
 
 
 def test_http_backend_retries_a_request_that_times_out():
@@ -62,13 +66,6 @@ def test_http_backend_retries_a_request_that_times_out():
     with llm_server(slow_first) as (url, received):
         answer = HttpLLM(url, cache=False, timeout=0.2, retries=1, backoff=0.01).complete_json(ASK, SCHEMA, 5, 0, 0)
     assert answer.text == '{"a": "answer 1"}' and len(received) == 2
-
-
-def test_http_backend_does_not_retry_a_refused_request():
-    with llm_server(lambda body, n: (401, {"error": "bad key"})) as (url, received), \
-            pytest.raises(LLMError, match=r"refused the request \(HTTP 401 .*bad key"):
-        HttpLLM(url, cache=False, retries=3, backoff=0.01).complete_json(ASK, SCHEMA, 50, 0.0, 0)
-    assert len(received) == 1
 
 
 def test_http_backend_names_the_server_when_the_connection_is_refused():
