@@ -9,7 +9,8 @@
 * Relation schema: names and descriptions from FewRel's pid2name.json (val_pubmed's UMLS relations
   have none there: they are named by their own label).
 
-`python bench/fewshot_data.py --out DIR` writes DIR/meta_train.jsonl (OpenNRE format, labels are P-ids) and
+`python bench/fewshot_data.py [--out DIR]` (default bench/.runs/fewshot) writes DIR/meta_train.jsonl (OpenNRE
+format, labels are P-ids) and
 DIR/meta_schema.json (knnie's relation-type format), the inputs of `knnie fewshot pretrain` and
 `knnie fewshot generate` in the benchmarks.
 """
@@ -26,6 +27,7 @@ from knnie.data.files import parse_json, read_text
 from knnie.io import write_json, write_jsonl
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ARTEFACTS = Path("bench/.runs/fewshot")  # what the few-shot benchmarks hand each other: data, LLM output, encoders
 VAL_WIKI = "fewrel/val_wiki.json"
 VAL_PUBMED = "fewrel/val_pubmed.json"
 
@@ -61,7 +63,7 @@ def _key(ex: RelationExample) -> tuple[str, ...]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=ARTEFACTS)
     parser.add_argument("--shared", type=Path, default=DATA)
     args = parser.parse_args()
     pool = meta_train(args.shared)

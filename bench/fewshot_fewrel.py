@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fewshot_data import DATA, VAL_PUBMED, VAL_WIKI, evaluation_set, meta_train
 
 from common import add_runs_arguments, cached, command, log, machine, row, write_results
+from fewshot_data import DATA, VAL_PUBMED, VAL_WIKI, evaluation_set, meta_train
 from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.io import atomic_path, read_safetensors
 from knnie.tasks.fewshot import Accuracy, episode_accuracies, load_extractor, sample_episodes, tune_knn

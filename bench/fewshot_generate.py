@@ -14,9 +14,9 @@ finished output is then copied into place atomically, so the presence of a publi
 complete. Every run's counts are added to DIR/gen/stats.jsonl, and bench/results/fewshot_generate.{json,md}
 is written from all of them after each run:
 
-    PYTHONPATH=bench python bench/fewshot_generate.py explanations --dir /work/runs/fewshot --threads 1
-    PYTHONPATH=bench python bench/fewshot_generate.py synthetic --dir /work/runs/fewshot --threads 1
-    PYTHONPATH=bench python bench/fewshot_generate.py semeval --dir /work/runs/fewshot --sets 0 1 2 3 4
+    PYTHONPATH=bench python bench/fewshot_generate.py explanations --dir bench/.runs/fewshot --threads 1
+    PYTHONPATH=bench python bench/fewshot_generate.py synthetic --dir bench/.runs/fewshot --threads 1
+    PYTHONPATH=bench python bench/fewshot_generate.py semeval --dir bench/.runs/fewshot --sets 0 1 2 3 4
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from common import command, log, machine, row, write_results
+from fewshot_data import ARTEFACTS
 from knnie import RelationExample, read_relation_types, read_relations
 from knnie.io import atomic_path
 from knnie.llm import load_llm
@@ -149,7 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["explanations", "synthetic", "semeval", "report"],
                         help="explanations / synthetic: of the meta-training relations")
-    parser.add_argument("--dir", type=Path, required=True, help="bench/fewshot_data.py's --out folder")
+    parser.add_argument("--dir", type=Path, default=ARTEFACTS, help="bench/fewshot_data.py's --out folder")
     parser.add_argument("--llm", default="local")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

