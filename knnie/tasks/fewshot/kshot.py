@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from knnie.data import RelationExample
 from knnie.errors import DataError, check_count
+from knnie.tasks.fewshot.episodes import by_label
 
 
 @dataclass
@@ -37,20 +38,18 @@ def sample_kshot(examples: list[RelationExample], k: int, seed: int) -> tuple[li
     has fewer), in their order in `examples`. Every example needs a label: an unlabelled one is a DataError naming
     its record."""
     check_count(k, 1, "K")
-    by_label: dict[str, list[int]] = {}
-    for i, ex in enumerate(examples):
-        if ex.label is None:
-            raise DataError("missing label: a K-shot set is sampled from labelled examples", path=ex.source,
-                            field="label")
-        by_label.setdefault(ex.label, []).append(i)
-    if not by_label:
+    unlabelled = next((ex for ex in examples if ex.label is None), None)
+    if unlabelled is not None:
+        raise DataError("missing label: a K-shot set is sampled from labelled examples", path=unlabelled.source,
+                        field="label")
+    pool = by_label([ex.label for ex in examples])  # labels sorted, each with its indices in file order
+    if not pool:
         raise DataError("no examples to sample from")
     chosen: list[int] = []
-    for label, indices in by_label.items():
-        order = list(indices)
+    for label, indices in pool.items():
+        order = indices.tolist()
         random.Random(f"{seed}\0{label}").shuffle(order)
         chosen += order[:k]
-    labels = sorted(by_label)
-    summary = KShotSummary(k, seed, {label: min(k, len(by_label[label])) for label in labels},
-                           {label: len(by_label[label]) for label in labels if len(by_label[label]) < k})
+    summary = KShotSummary(k, seed, {label: min(k, len(ids)) for label, ids in pool.items()},
+                           {label: len(ids) for label, ids in pool.items() if len(ids) < k})
     return [examples[i] for i in sorted(chosen)], summary

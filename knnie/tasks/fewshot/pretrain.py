@@ -37,7 +37,7 @@ from knnie.encoders.device import resolve_device, to_device
 from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.encoders.markers import TYPED, encode_marked, first_few
 from knnie.encoders.representer import RelationRepresenter
-from knnie.errors import DataError, KnnieError
+from knnie.errors import DataError, KnnieError, check_count
 from knnie.io import atomic_dir, read_json, write_json
 from knnie.tasks.training import TrainConfig, fit, seed_everything
 
@@ -67,10 +67,8 @@ class PretrainConfig:
     max_examples: int | None = None  # a seeded subset of the data, every relation kept (synthetic examples apart)
 
     def __post_init__(self) -> None:
-        for name in ("mslm_epochs", "scl_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise KnnieError(f"{name} must be an integer ≥ 0, not {value!r}")
+        check_count(self.mslm_epochs, 0, "mslm_epochs")
+        check_count(self.scl_epochs, 0, "scl_epochs")
         if not self.mslm_epochs and not self.scl_epochs:
             raise KnnieError("both stages have 0 epochs: there is nothing to pre-train")
         for name in ("p_relation", "p_entity", "p_other"):
@@ -78,14 +76,12 @@ class PretrainConfig:
                 raise KnnieError(f"{name} must be a probability in [0, 1], not {getattr(self, name)!r}")
         if not self.temperature > 0:
             raise KnnieError(f"temperature must be > 0, not {self.temperature!r}")
-        if isinstance(self.per_relation, bool) or not isinstance(self.per_relation, int) or self.per_relation < 2:
-            raise KnnieError(f"per_relation must be an integer ≥ 2 (an example needs a positive), not "
-                             f"{self.per_relation!r}")
+        check_count(self.per_relation, 2, "per_relation")  # an example needs a positive in its batch
         if self.scl_epochs and self.batch_size < 2 * self.per_relation:
             raise KnnieError(f"batch_size {self.batch_size} holds fewer than two relations of {self.per_relation} "
                              "examples each: SCL needs negatives; raise batch_size or lower per_relation")
-        if self.max_examples is not None and (isinstance(self.max_examples, bool) or self.max_examples < 1):
-            raise KnnieError(f"max_examples must be an integer ≥ 1, not {self.max_examples!r}")
+        if self.max_examples is not None:
+            check_count(self.max_examples, 1, "max_examples")
         self.stage(1)  # lr, batch size, seed: checked as training settings
 
     def stage(self, epochs: int) -> TrainConfig:
