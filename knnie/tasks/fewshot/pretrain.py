@@ -39,6 +39,7 @@ from knnie.encoders.markers import TYPED, encode_marked, first_few
 from knnie.encoders.representer import RelationRepresenter
 from knnie.errors import DataError, KnnieError, check_count
 from knnie.io import atomic_dir, read_json, write_json
+from knnie.tasks.fewshot.generate import example_key
 from knnie.tasks.training import TrainConfig, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -244,11 +245,6 @@ def check_relations(examples: list[RelationExample], warn: bool = True) -> None:
 
 
 # ---------------------------------------------------------------- explanations: where the relation spans are
-
-
-def example_key(row: dict[str, Any]) -> tuple:
-    """How an explanations row names its example: the text and the head's and tail's character offsets."""
-    return row["text"], row["head"]["start"], row["head"]["end"], row["tail"]["start"], row["tail"]["end"]
 
 
 def read_triggers(path: Path, examples: list[RelationExample]) -> dict[tuple, list[int]]:
