@@ -19,7 +19,7 @@ def import_ray() -> Any:
     """The `ray` module, or a clear error saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401 -- Ray Data ships in the ray[data] extra
+        import ray.data  # Ray Data ships in the ray[data] extra
     except ImportError as e:
         raise KnnieError(f"--ray needs Ray Data ({e.name} is not installed): pip install 'knnie[ray]'") from None
     return ray

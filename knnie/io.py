@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from knnie.errors import DataError, KnnieError
 
@@ -266,3 +269,82 @@ def read_safetensors(path: Path, names: tuple[str, ...] = (), framework: str = "
     if missing:
         raise DataError(f"tensors {missing} missing", path=path)
     return tensors
+
+
+SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32, "I32": np.int32, "I64": np.int64}
+
+
+def mmap_safetensors(path: Path, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file as read-only memory maps: opening costs no RAM and no
+    reading, pages come from disk as they are touched. A header that does not fit the file's
+    size (a truncated copy) or a missing tensor is a DataError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(head)) if 0 < head <= size - 8 else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"cannot read tensors ({e})", path=path) from e
+    if not isinstance(header, dict):
+        raise DataError("not a safetensors file (bad header)", path=path)
+    header.pop("__metadata__", None)
+    tensors = {}
+    for name, spec in header.items():
+        start, stop = spec["data_offsets"]
+        dtype = np.dtype(SAFETENSORS_DTYPES.get(spec["dtype"], np.uint8))
+        shape = tuple(spec["shape"])
+        if spec["dtype"] not in SAFETENSORS_DTYPES or stop - start != dtype.itemsize * math.prod(shape):
+            raise DataError(f"tensor '{name}' cannot be mapped ({spec['dtype']} {shape})", path=path)
+        if 8 + head + stop > size:
+            raise DataError(f"file is truncated: tensor '{name}' ends at byte {8 + head + stop} of {size}", path=path)
+        tensors[name] = (np.memmap(path, dtype=dtype, mode="r", offset=8 + head + start, shape=shape)
+                         if math.prod(shape) else np.zeros(shape, dtype))
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        raise DataError(f"tensors {missing} missing", path=path)
+    return tensors
+
+
+class SafetensorsWriter:
+    """A safetensors file written tensor by tensor, each in chunks, so that tensors larger than RAM
+    can be stored; the sha256 of what was written is computed on the way (`digest`). Shapes and
+    dtypes are declared up front, as the format's header precedes the data."""
+
+    def __init__(self, path: Path, specs: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
+        codes = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
+        header, offset = {}, 0
+        for name, (dtype, shape) in specs.items():
+            size = np.dtype(dtype).itemsize * math.prod(shape)
+            header[name] = {"dtype": codes[np.dtype(dtype)], "shape": list(shape),
+                            "data_offsets": [offset, offset + size]}
+            offset += size
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+        self.specs, self.path, self.sha = specs, path, hashlib.sha256()
+        self._file = open(path, "wb")  # noqa: SIM115 -- closed by close()
+        self._written = dict.fromkeys(specs, 0)
+        self._put(len(raw).to_bytes(8, "little") + raw)
+
+    def _put(self, data: bytes | memoryview) -> None:
+        self._file.write(data)
+        self.sha.update(data)
+
+    def write(self, name: str, chunk: np.ndarray) -> None:
+        """Append rows of tensor `name`; tensors must be written whole, in the declared order."""
+        dtype, shape = self.specs[name]
+        earlier = list(self.specs)[: list(self.specs).index(name)]
+        if any(self._written[n] != math.prod(self.specs[n][1]) for n in earlier):
+            raise KnnieError(f"{self.path}: tensor '{name}' written before the tensors declared ahead of it")
+        chunk = np.ascontiguousarray(chunk, dtype=dtype)
+        self._written[name] += chunk.size
+        if self._written[name] > math.prod(shape):
+            raise KnnieError(f"{self.path}: more values written to '{name}' than its shape {shape} holds")
+        self._put(memoryview(chunk).cast("B"))
+
+    def close(self) -> str:
+        """Finish the file (every tensor must be complete); returns its sha256."""
+        short = [n for n, (_, shape) in self.specs.items() if self._written[n] != math.prod(shape)]
+        self._file.close()
+        if short:
+            raise KnnieError(f"{self.path}: tensors {short} were not written whole")
+        return self.sha.hexdigest()

@@ -199,7 +199,7 @@ def test_a_failed_write_leaves_the_previous_memory_usable(model_dir: Path, sampl
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("knnie.memory.memory.file_digest", fail)  # after the keys are written, before the config
+    monkeypatch.setattr("knnie.io.SafetensorsWriter.close", fail)  # after the keys are written, before the config
     with pytest.raises(OSError, match="disk full"):
         extractor.add_examples(relabelled(sample, sample.labels[0], 5), memory="train", save_to=model_dir)
     monkeypatch.undo()
@@ -212,11 +212,11 @@ def test_a_failed_write_leaves_the_previous_memory_usable(model_dir: Path, sampl
 KILL_MIDWAY = """
 import os, signal, sys
 from dataclasses import replace
-import knnie.memory.memory as memory
+import knnie.io as io
 from knnie import RelationExtractor, read_relations
 model = RelationExtractor.from_pretrained(sys.argv[1], device="cpu")
 examples = [replace(ex, label="killed") for ex in read_relations(sys.argv[2])[:4]]
-memory.file_digest = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies with the new keys half saved
+io.SafetensorsWriter.close = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # dies with the new keys half saved
 model.add_examples(examples, memory="train", save_to=sys.argv[1])
 """
 

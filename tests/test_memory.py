@@ -145,7 +145,7 @@ def test_empty_memory_is_refused():
         Memory(np.zeros((0, 16), np.float32), np.zeros(0, np.int64), [], LABELS, "fp")
 
 
-@pytest.mark.parametrize("target", ["faiss.write_index", "safetensors.numpy.save_file"])
+@pytest.mark.parametrize("target", ["faiss.write_index", "knnie.io.SafetensorsWriter.write"])
 def test_failed_save_leaves_the_old_memory_intact(tmp_path, monkeypatch, target):
     old = random_memory(seed=1)
     old.save(tmp_path / "mem")

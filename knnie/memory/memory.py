@@ -9,17 +9,24 @@ with `add`, shrinks with `remove(source)`, and shards combine with `Memory.merge
 A saved memory is a directory::
 
     memory.json        config: labels, sources, metric, representation fingerprint, index kind, sizes, checksums
-    keys.safetensors   keys (float32 or float16), values (int64) and source ids (int32)
+    keys.safetensors   keys (float32 or float16), values (int64), source ids (int32) and the byte offset
+                       of each record in records.jsonl (int64, one more than keys)
     records.jsonl      one JSON record per key (the example it came from)
-    index.faiss        only for ivf/hnsw indexes, whose structure is costly to rebuild
+    index.faiss        only for ivf/ivfpq/hnsw indexes, whose structure is costly to rebuild
+
+Large memories are opened memory-mapped (`Memory.load(path, mmap=True)`, the default above
+MMAP_AUTO_BYTES of keys): keys stay on disk and pages are read as searches touch them, the
+records are read one line at a time when a neighbour is shown, and an IVF index maps its lists.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +34,25 @@ from typing import Any
 import numpy as np
 
 from knnie.errors import DataError, IncompatibleArtefactError, KnnieError, NotFoundError
-from knnie.io import atomic_dir, file_digest, read_json, read_safetensors, recover, verify_files
+from knnie.io import (
+    SafetensorsWriter,
+    atomic_dir,
+    file_digest,
+    mmap_safetensors,
+    read_json,
+    read_safetensors,
+    recover,
+    verify_files,
+)
+from knnie.memory.records import LazyRecords, line_offsets
 
-INDEXES = ("flat", "ivf", "hnsw", "auto")  # "auto" picks one of the first three by the number of keys
+INDEXES = ("flat", "ivf", "ivfpq", "hnsw", "auto")  # "auto" picks flat, hnsw or ivf by the number of keys
 METRICS = ("l2", "cosine")
-FORMAT_VERSION = 2  # 2: own labels, metric and sources; checksums required, only listed files read
+FORMAT_VERSION = 3  # 2: own labels, metric and sources, checksums; 3: file sizes, record offsets, ivfpq
+OLDEST_FORMAT = 2  # read without record offsets (records are indexed on load) and without sizes
+MMAP_AUTO_BYTES = 2 << 30  # `Memory.load` maps keys files of this size and above instead of reading them
+RAM_HEADROOM = 0.8  # a memory read into RAM may use this share of the available memory, no more
+CHUNK = 262_144  # keys converted to float32 at a time when an index is filled or searched by brute force
 REQUIRED_FILES = ("keys.safetensors", "records.jsonl")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 IVF_TRAIN_PER_LIST = 64  # k-means training points per IVF list
@@ -50,6 +71,46 @@ def auto_index(size: int) -> str:
     return "flat" if size <= AUTO_FLAT_MAX else "hnsw" if size <= AUTO_HNSW_MAX else "ivf"
 
 
+def build_index(config: MemoryConfig, keys: np.ndarray):
+    """A FAISS index of `keys` (any array of rows: in RAM or memory-mapped) for `config`'s index
+    kind, trained on a sample of rows and filled CHUNK rows at a time, so that keys larger than
+    RAM never need to be held whole."""
+    import faiss
+
+    c, n = config, len(keys)
+    store = "SQfp16" if c.fp16 else "Flat"
+    nlist = max(1, min(int(math.sqrt(n)), n // 39))  # √n lists, ≥ 39 training points each
+    if c.index == "ivfpq":
+        spec = f"IVF{nlist},PQ{2 * c.code_size}x4fs"
+    else:
+        spec = {"flat": store, "ivf": f"IVF{nlist},{store}", "hnsw": "HNSW32_SQfp16" if c.fp16 else "HNSW32"}[c.index]
+    metric = faiss.METRIC_INNER_PRODUCT if c.metric == "cosine" else faiss.METRIC_L2
+    index = faiss.index_factory(c.dim, spec, metric)
+    if not index.is_trained:  # k-means on a bounded sample keeps 1M-key builds to minutes on 2 cores
+        sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_LIST * nlist), replace=False)
+        index.train(np.asarray(keys[np.sort(sample)], dtype=np.float32))
+    for start in range(0, n, CHUNK):
+        index.add(np.asarray(keys[start : start + CHUNK], dtype=np.float32))
+    return index
+
+
+def check_code_size(code_size: int, dim: int) -> None:
+    """IVF-PQ splits a key into 2 × code_size parts of equal width: refuse sizes that do not divide it."""
+    fits = [b for b in (8, 16, 24, 32, 48, 64, 96, 128, 192) if dim % (2 * b) == 0]
+    if not isinstance(code_size, int) or code_size < 1 or dim % (2 * code_size):
+        raise KnnieError(f"code size {code_size!r} does not fit {dim}-d keys (IVF-PQ splits a key into 2 × code size "
+                         f"parts of equal width); choose one of {fits}")
+
+
+def available_ram() -> int:
+    """Bytes of memory this machine can still give (MemAvailable), or 0 where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 @dataclass
 class MemoryConfig:
     labels: list[str]  # the memory's label vocabulary: values index it
@@ -62,7 +123,10 @@ class MemoryConfig:
     size: int = 0
     nprobe: int = 16
     ef_search: int = 128
+    code_size: int = 32  # ivfpq: bytes per key (2 × code_size product quantisers of 4 bits, FAISS fast scan)
+    rerank: int = 64  # ivfpq: candidates re-ranked by their exact distance from the stored keys (0: none)
     checksums: dict[str, str] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each file: checked when a load maps them
     format_version: int = FORMAT_VERSION
 
 
@@ -84,7 +148,7 @@ class Memory:
 
     def __init__(self, keys: np.ndarray, values: np.ndarray, records: list[dict[str, Any]],
                  labels: Sequence[str], fingerprint: str, index: str = "auto", fp16: bool = False,
-                 metric: str = "l2", source: str = "default") -> None:
+                 metric: str = "l2", source: str = "default", code_size: int = 32) -> None:
         if index not in INDEXES:
             raise KnnieError(f"unknown index '{index}'; choose one of {INDEXES}")
         if metric not in METRICS:
@@ -93,7 +157,9 @@ class Memory:
             raise KnnieError("cannot build an empty memory: the data gave no examples")
         index = auto_index(len(keys)) if index == "auto" else index
         self.config = MemoryConfig(labels=list(labels), fingerprint=fingerprint, metric=metric, sources=[source],
-                                   index=index, fp16=fp16, dim=int(keys.shape[1]), size=len(keys))
+                                   index=index, fp16=fp16, dim=int(keys.shape[1]), size=len(keys), code_size=code_size)
+        if index == "ivfpq":
+            check_code_size(code_size, self.config.dim)
         self.keys, self.values, self.records = self._checked(keys, values, records)
         self.source_ids = np.zeros(len(self.values), dtype=np.int32)
         self._index = None
@@ -221,7 +287,7 @@ class Memory:
     def depths(self, k: int) -> tuple[int, ...]:
         """Search depths worth trying for k neighbours, cheapest first: IVF lists probed (up
         to all of them, which is exact) or HNSW beam widths (at least k); none for flat."""
-        if self.config.index == "ivf":
+        if self.config.index in ("ivf", "ivfpq"):
             import faiss
 
             nlist = faiss.extract_index_ivf(self.index).nlist
@@ -235,30 +301,18 @@ class Memory:
         return self._index
 
     def _build_index(self):
-        import faiss
-
-        c = self.config
-        keys = self.keys.astype(np.float32)
-        if not self.exact and len(self.groups[1]) < len(self):  # one key per group of identical keys
+        keys = self.keys
+        if not self.exact and self.in_ram and len(self.groups[1]) < len(self):  # one key per group of identical keys
             members, starts, _ = self.groups
             keys = keys[members[starts]]
-        n = len(keys)
-        store = "SQfp16" if c.fp16 else "Flat"
-        if c.index == "flat":
-            spec = store
-        elif c.index == "ivf":
-            nlist = max(1, min(int(math.sqrt(n)), n // 39))  # √n lists, ≥ 39 training points each
-            spec = f"IVF{nlist},{store}"
-        else:
-            spec = "HNSW32" if not c.fp16 else "HNSW32_SQfp16"
-        metric = faiss.METRIC_INNER_PRODUCT if c.metric == "cosine" else faiss.METRIC_L2
-        index = faiss.index_factory(c.dim, spec, metric)
-        if not index.is_trained:  # k-means on a bounded sample keeps 1M-key builds to minutes on 2 cores
-            sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_LIST * nlist), replace=False)
-            index.train(keys[np.sort(sample)])
-        index.add(keys)
+        index = build_index(self.config, keys)
         self._tune(index)
         return index
+
+    @property
+    def in_ram(self) -> bool:
+        """Whether the keys are held in memory, not mapped from disk (`load(mmap=True)`)."""
+        return not isinstance(self.keys, np.memmap)
 
     @property
     def groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -266,26 +320,30 @@ class Memory:
         in that order, and its size. Approximate indexes hold one key per group and `search`
         puts every member back in its place: an HNSW graph finds only some of several identical
         keys (of CoNLL words' exact neighbours, 95 % of duplicated ones against 99 % of the others),
-        which moved dev F1; exact search counts each copy, and so does this."""
+        which moved dev F1; exact search counts each copy, and so does this. (Memory-mapped keys are
+        not grouped: that would read them all; their indexes hold every key.)"""
         if self._groups is None:
             rows = self.keys.view(np.dtype((np.void, self.keys.itemsize * self.config.dim))).ravel()
             _, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
             self._groups = (np.argsort(inverse.ravel(), kind="stable"), np.cumsum(counts) - counts, counts)
         return self._groups
 
-    def set_search(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
-        """Trade recall for speed on approximate indexes: IVF lists probed, HNSW beam width."""
+    def set_search(self, nprobe: int | None = None, ef_search: int | None = None, rerank: int | None = None) -> None:
+        """Trade recall for speed on approximate indexes: IVF lists probed, HNSW beam width,
+        IVF-PQ candidates re-ranked by exact distance."""
         if nprobe is not None:
             self.config.nprobe = nprobe
         if ef_search is not None:
             self.config.ef_search = ef_search
+        if rerank is not None:
+            self.config.rerank = rerank
         if self._index is not None:
             self._tune(self._index)
 
     def _tune(self, index) -> None:
         import faiss
 
-        if self.config.index == "ivf":
+        if self.config.index in ("ivf", "ivfpq"):
             faiss.extract_index_ivf(index).nprobe = self.config.nprobe
         elif self.config.index == "hnsw":
             faiss.downcast_index(index).hnsw.efSearch = self.config.ef_search
@@ -297,9 +355,8 @@ class Memory:
         memory size; a hit an approximate index could not fill has distance inf. On an
         approximate index, `depth` (IVF lists probed, HNSW beam width) overrides the memory's
         setting for this search, and `exact` searches all keys by brute force instead (what
-        tuning compares against)."""
-        import faiss
-
+        tuning compares against). An IVF-PQ index's candidates (`config.rerank` of them) are
+        re-ranked by their exact distances from the stored keys."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.config.dim:
             raise KnnieError(f"queries have shape {queries.shape}; this memory holds {self.config.dim}-d keys")
@@ -308,17 +365,20 @@ class Memory:
         k = min(k, len(self))
         if len(queries) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        brute = exact and not self.exact
-        keys = self.keys.astype(np.float32, copy=False) if brute else None
+        brute = (exact and not self.exact) or (self.exact and not self.in_ram)  # mapped keys: no in-RAM copy
         params = self._search_params(depth)
-
+        rerank = self.config.rerank if self.config.index == "ivfpq" else 0
         grouped = not brute and self.index.ntotal < len(self)  # an index of distinct keys, in `groups` order
 
         def search(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if brute:
-                return faiss.knn(q, keys, k)
-            found = self.index.search(q, min(k, self.index.ntotal), params=params)
-            return self._ungroup(*found, k) if grouped else found
+                return self._brute(q, k)
+            dist, ids = self.index.search(q, min(max(k, rerank), self.index.ntotal), params=params)
+            if grouped:
+                dist, ids = self._ungroup(dist, ids, k)
+            if self.config.metric == "cosine":
+                dist = 2.0 - 2.0 * dist  # inner products of unit vectors → squared L2 between them
+            return self._rerank(q, ids, k) if rerank else (dist, ids)
 
         order = self._locality_order(queries) if not (exact or self.exact) else None
         if order is not None:
@@ -328,13 +388,41 @@ class Memory:
         ids = np.concatenate([p[1] for p in parts])
         if order is not None:
             dist[order], ids[order] = dist.copy(), ids.copy()
-        if self.config.metric == "cosine" and not brute:
-            dist = 2.0 - 2.0 * dist  # inner products of unit vectors → squared L2 between them
         # approximate indexes may return fewer than k hits (-1): give them infinite distance
         missing = ids < 0
         if missing.any():
             dist[missing], ids[missing] = np.inf, 0
         return np.maximum(dist, 0.0), ids
+
+    def _brute(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k nearest keys by brute force, CHUNK keys at a time (mapped keys are read once
+        per call and never held whole); ties go to the lower id."""
+        import faiss
+
+        best_d, best_i = np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        for start in range(0, len(self), CHUNK):
+            block = np.asarray(self.keys[start : start + CHUNK], dtype=np.float32)
+            d, i = faiss.knn(queries, block, min(k, len(block)))
+            d, i = np.concatenate([best_d, d], 1), np.concatenate([best_i, i + start], 1)
+            top = np.argsort(d, axis=1, kind="stable")[:, :k]
+            best_d, best_i = np.take_along_axis(d, top, 1), np.take_along_axis(i, top, 1)
+        return best_d, best_i
+
+    def _rerank(self, queries: np.ndarray, ids: np.ndarray, k: int, rows: int = 256
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest of each query's candidate ids (-1: none) by exact squared L2 from the
+        stored keys, read in id order (sequential on disk) `rows` queries at a time."""
+        dists = np.full(ids.shape, np.inf, np.float32)
+        for s in range(0, len(ids), rows):
+            cand = ids[s : s + rows]
+            flat = np.maximum(cand, 0).ravel()
+            order = np.argsort(flat, kind="stable")
+            keys = np.empty((len(flat), self.config.dim), np.float32)
+            keys[order] = self.keys[flat[order]]
+            diff = keys.reshape(*cand.shape, -1) - queries[s : s + rows, None, :]
+            dists[s : s + rows] = np.where(cand >= 0, np.einsum("ncd,ncd->nc", diff, diff), np.inf)
+        top = np.argsort(dists, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(dists, top, 1), np.take_along_axis(ids, top, 1)
 
     def _ungroup(self, dist: np.ndarray, gids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Results over distinct keys → the k nearest key ids, each group's members in its place
@@ -359,7 +447,7 @@ class Memory:
 
         if depth is None or self.exact:
             return None
-        if self.config.index == "ivf":
+        if self.config.index in ("ivf", "ivfpq"):
             return faiss.SearchParametersIVF(nprobe=depth)
         return faiss.SearchParametersHNSW(efSearch=depth)
 
@@ -374,7 +462,8 @@ class Memory:
             return None
         if self._cells is None:
             kmeans = faiss.Kmeans(self.config.dim, LOCALITY_CELLS, niter=10, seed=0, max_points_per_centroid=64)
-            kmeans.train(self.keys.astype(np.float32))
+            sample = np.random.default_rng(0).choice(len(self), min(len(self), 64 * LOCALITY_CELLS), replace=False)
+            kmeans.train(np.asarray(self.keys[np.sort(sample)], dtype=np.float32))
             self._cells = kmeans.centroids
         _, cell = faiss.knn(queries, self._cells, 1)
         return np.argsort(cell[:, 0], kind="stable")
@@ -393,47 +482,107 @@ class Memory:
     def save(self, path: str | Path) -> None:
         """Write the memory directory atomically (an old one stays intact on failure)."""
         import faiss
-        from safetensors.numpy import save_file
 
         with atomic_dir(path) as tmp:
-            save_file({"keys": self.keys, "values": self.values, "sources": self.source_ids},
-                      str(tmp / "keys.safetensors"))
-            with open(tmp / "records.jsonl", "w", encoding="utf-8") as f:
-                for r in self.records:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            files = ["keys.safetensors", "records.jsonl"]
+            lines = ((json.dumps(r, ensure_ascii=False) + "\n").encode() for r in self.records)
+            checksums = write_store(tmp, (self.keys[i : i + CHUNK] for i in range(0, len(self), CHUNK)),
+                                             self.keys.dtype, self.values, self.source_ids, lines)
             if self.config.index != "flat":
                 faiss.write_index(self.index, str(tmp / "index.faiss"))
-                files.append("index.faiss")
-            self.config.checksums = {f: file_digest(tmp / f) for f in files}
+                checksums["index.faiss"] = file_digest(tmp / "index.faiss")
+            self.config.checksums, self.config.format_version = checksums, FORMAT_VERSION
+            self.config.sizes = {f: (tmp / f).stat().st_size for f in checksums}
             (tmp / "memory.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> Memory:
-        """Read a memory directory: only the files its memory.json lists, each verified
-        against its recorded checksum."""
+    def load(cls, path: str | Path, mmap: bool | None = None) -> Memory:
+        """Read a memory directory: only the files its memory.json lists. In RAM (`mmap` False)
+        every file is verified against its checksum, and a memory larger than the free RAM is
+        refused; memory-mapped (`mmap` True, and by default from MMAP_AUTO_BYTES of keys) only
+        the files' sizes are checked, so that a 10M-key memory opens in seconds. Records are read
+        lazily either way."""
+        import faiss
+
         path = Path(path)
         recover(path)
         config = _read_config(path / "memory.json")
-        verify_files(path, config.checksums, "rebuild the memory")
         keys_file = path / "keys.safetensors"
-        arrays = read_safetensors(keys_file, ("keys", "values", "sources"))
-        records = _read_records(path / "records.jsonl")
-        mem = cls(arrays["keys"], arrays["values"], records, config.labels, config.fingerprint, config.index,
-                  config.fp16, config.metric)
-        sources = arrays["sources"]
-        if len(sources) != len(mem) or (len(sources) and not 0 <= sources.min() <= sources.max() < len(config.sources)):
-            raise DataError("source ids do not fit the sources of memory.json", path=keys_file)
-        mem.config, mem.source_ids = config, sources.astype(np.int32)
+        for name in config.checksums:
+            f = path / name
+            if not f.is_file():
+                raise DataError("file missing; rebuild the memory", path=f)
+            if name in config.sizes and f.stat().st_size != config.sizes[name]:
+                raise DataError(f"file is truncated or corrupt ({f.stat().st_size} bytes, memory.json says "
+                                f"{config.sizes[name]}); rebuild the memory", path=f)
+        on_disk = sum((path / name).stat().st_size for name in config.checksums if name != "records.jsonl")
+        mmap = on_disk >= MMAP_AUTO_BYTES if mmap is None else mmap
+        if not mmap:
+            free = available_ram()
+            if free and on_disk > RAM_HEADROOM * free:
+                raise KnnieError(f"{path}: this memory needs {on_disk / 2**30:.1f} GiB of RAM and {free / 2**30:.1f} "
+                                 "GiB are free: open it memory-mapped (Memory.load(path, mmap=True), or leave mmap "
+                                 "unset), which keeps its keys on disk")
+            verify_files(path, config.checksums, "rebuild the memory")
+        elif not config.sizes:  # a memory saved before sizes were recorded: verify it in full
+            verify_files(path, config.checksums, "rebuild the memory")
+        arrays = (mmap_safetensors if mmap else read_safetensors)(keys_file, ("keys", "values", "sources"))
+        records_file = path / "records.jsonl"
+        offsets = np.asarray(arrays["offsets"]) if "offsets" in arrays else line_offsets(records_file)
+        mem = cls._restore(config, arrays["keys"], np.asarray(arrays["values"]), np.asarray(arrays["sources"]),
+                           LazyRecords(records_file, offsets), keys_file)
         if "index.faiss" in config.checksums:
-            import faiss
-
             try:
-                mem._index = faiss.read_index(str(path / "index.faiss"))
+                mem._index = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
             except RuntimeError as e:
                 raise DataError(f"cannot read FAISS index ({e})", path=path / "index.faiss") from e
             mem._tune(mem._index)
         return mem
+
+    @classmethod
+    def _restore(cls, config: MemoryConfig, keys: np.ndarray, values: np.ndarray, sources: np.ndarray,
+                 records: Sequence[dict[str, Any]], keys_file: Path) -> Memory:
+        """A memory of saved parts, checked against its config (keys are used as stored: they
+        were normalised when the memory was built)."""
+        n = len(values)
+        if keys.ndim != 2 or keys.shape != (n, config.dim) or len(sources) != n or len(records) != n:
+            raise DataError(f"keys {keys.shape}, {n} values, {len(sources)} source ids and {len(records)} records "
+                            f"do not fit memory.json ({config.size} keys of dim {config.dim})", path=keys_file)
+        if n == 0 or values.min() < 0 or values.max() >= len(config.labels):
+            raise DataError(f"values do not index the {len(config.labels)} labels of memory.json", path=keys_file)
+        if not 0 <= sources.min() <= sources.max() < len(config.sources):
+            raise DataError("source ids do not fit the sources of memory.json", path=keys_file)
+        mem = cls.__new__(cls)
+        mem.config, mem.keys, mem.values, mem.records = config, keys, values.astype(np.int64), records
+        mem.source_ids = sources.astype(np.int32)
+        mem._index = mem._cells = mem._groups = None
+        return mem
+
+
+def write_store(root: Path, key_chunks: Iterable[np.ndarray], dtype: np.dtype, values: np.ndarray,
+                sources: np.ndarray, record_lines: Iterable[bytes]) -> dict[str, str]:
+    """Write records.jsonl (one line per key, each ending in a newline) and keys.safetensors
+    (keys streamed chunk by chunk, values, source ids, record offsets) into `root`; returns the
+    files' sha256, computed as they are written."""
+    sha, offsets = hashlib.sha256(), [0]
+    with open(root / "records.jsonl", "wb") as f:
+        for line in record_lines:
+            f.write(line)
+            sha.update(line)
+            offsets.append(offsets[-1] + len(line))
+    n, offsets = len(values), np.array(offsets, dtype=np.int64)
+    if len(offsets) != n + 1:
+        raise KnnieError(f"{len(offsets) - 1} records for {n} keys")
+    chunks = iter(key_chunks)
+    first = next(chunks)
+    writer = SafetensorsWriter(root / "keys.safetensors", {
+        "keys": (dtype, (n, first.shape[1])), "values": (np.int64, (n,)), "sources": (np.int32, (n,)),
+        "offsets": (np.int64, (n + 1,))})
+    for chunk in itertools.chain([first], chunks):
+        writer.write("keys", chunk)
+    writer.write("values", values)
+    writer.write("sources", sources)
+    writer.write("offsets", offsets)
+    return {"keys.safetensors": writer.close(), "records.jsonl": sha.hexdigest()}
 
 
 def _read_config(path: Path) -> MemoryConfig:
@@ -447,7 +596,7 @@ def _read_config(path: Path) -> MemoryConfig:
     if version > FORMAT_VERSION:
         raise KnnieError(f"{path}: memory format {version} was made by a newer knnie (this one reads up to "
                          f"{FORMAT_VERSION}); upgrade knnie")
-    if version < FORMAT_VERSION:
+    if version < OLDEST_FORMAT:
         raise IncompatibleArtefactError(f"{path}: memory format {version} was made by an older knnie, whose keys "
                                         "were fingerprinted with the classifier head; rebuild the memory")
     checksums = raw.get("checksums")
@@ -458,13 +607,3 @@ def _read_config(path: Path) -> MemoryConfig:
         return MemoryConfig(**raw)
     except TypeError as e:
         raise DataError(f"not a knnie memory config ({e})", path=path) from e
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON ({e.msg})", path=path, line=lineno) from e
-    return records
