@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +22,70 @@ class NotUTF8Error(DataError):
         self.reason = f"not UTF-8 (byte 0x{byte:02x} at line {line})"
 
 
-def read_text(path: str | Path, what: str = "file") -> str:
-    """The text of a UTF-8 file with '\\n' line ends; a directory, a missing file or bytes that are
-    not UTF-8 are a `DataError`."""
-    path = Path(path)
+@dataclass(frozen=True)
+class FilePart:
+    """Bytes [start, stop) of a file, cut at line starts, whose first line is line `first_line`:
+    what one worker of a parallel read reads (`split_file`); errors name the file's own lines."""
+
+    path: str
+    start: int
+    stop: int
+    first_line: int = 1
+
+
+def read_text(path: str | Path | FilePart, what: str = "file") -> str:
+    """The text of a UTF-8 file (or of a part of one) with '\\n' line ends; a directory, a missing
+    file or bytes that are not UTF-8 are a `DataError`."""
+    part = path if isinstance(path, FilePart) else None
+    path = Path(part.path if part else path)
     if path.is_dir():
         raise DataError("is a directory, expected a file", path=path)
     if not path.is_file():
         raise DataError(f"{what} not found", path=path)
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    if part is None:
+        data = path.read_bytes()
+    else:
+        with open(path, "rb") as f:
+            f.seek(part.start)
+            data = f.read(part.stop - part.start)
+    data = data.removeprefix(codecs.BOM_UTF8) if part is None or part.start == 0 else data
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = _unix_newlines(data[: e.start].decode("utf-8")).count("\n") + 1
+        line = _unix_newlines(data[: e.start].decode("utf-8")).count("\n") + (part.first_line if part else 1)
         raise NotUTF8Error(path, line, data[e.start]) from e
     return _unix_newlines(text)
+
+
+def split_file(path: str | Path, per_part: int, blocks: bool = False) -> list[FilePart]:
+    """`path` cut into parts of `per_part` records each: a record is a non-blank line, or with
+    `blocks` a run of non-blank lines (a CoNLL sentence); cuts fall at line starts, between records."""
+    parts, start, first, records, in_block = [], 0, 1, 0, False
+    pos, lineno = 0, 1
+    with open(path, "rb") as f:
+        for line in f:
+            blank = not line.strip()
+            if records >= per_part and not blank and not (blocks and in_block):  # a record starts here
+                parts.append(FilePart(str(path), start, pos, first))
+                start, first, records = pos, lineno, 0
+            if not blank and not (blocks and in_block):
+                records += 1
+            in_block = not blank
+            pos += len(line)
+            lineno += 1
+    parts.append(FilePart(str(path), start, pos, first))
+    return parts
 
 
 def _unix_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) of a text from `read_text`, split on '\\n' only (not as
-    `str.splitlines` splits): a U+2028 inside a JSON string or a form feed does not end a line."""
-    yield from enumerate(text.split("\n"), 1)
+def numbered_lines(text: str, first: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a text from `read_text` (whose first line is line `first`), split on
+    '\\n' only (not as `str.splitlines` splits): a U+2028 inside a JSON string or a form feed does
+    not end a line."""
+    yield from enumerate(text.split("\n"), first)
 
 
 def parse_json(text: str, path: Path, line: int | None = None) -> Any:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from knnie.data.document import Document, Relation
-from knnie.data.files import numbered_lines, parse_json, read_text
+from knnie.data.files import FilePart, numbered_lines, parse_json, read_text
 from knnie.data.schema import RelationExample, Span
 from knnie.data.tokenize import check_whole_characters, tokenize_with_offsets
 from knnie.errors import DataError
@@ -59,14 +59,16 @@ def example_from_text(
     )
 
 
-def read_relations(path: str | Path, *, negatives: bool = True) -> list[RelationExample]:
-    """Read every relation example of a file in any supported format.
+def read_relations(path: str | Path | FilePart, *, negatives: bool = True) -> list[RelationExample]:
+    """Read every relation example of a file in any supported format (or of a part of a JSON lines
+    file, `split_file`: what one worker of a sharded build reads).
 
     `negatives` only matters for DyGIE documents: whether unrelated entity pairs become
     ``NO_RELATION`` examples (PURE's setting) or are left out.
     """
-    path = Path(path)
-    return list(_iter_records(path, _read_some(path), negatives))
+    first = path.first_line if isinstance(path, FilePart) else 1
+    text = _read_some(path)
+    return list(_iter_records(Path(path.path if isinstance(path, FilePart) else path), text, negatives, first))
 
 
 def read_documents(path: str | Path, chars: bool = False) -> list[Document]:
@@ -93,15 +95,15 @@ def read_documents(path: str | Path, chars: bool = False) -> list[Document]:
     return documents
 
 
-def _read_some(path: Path) -> str:
-    """The text of a file that holds something."""
+def _read_some(path: Path | FilePart) -> str:
+    """The text of a file (or a part of one) that holds something."""
     text = read_text(path)
     if not text.strip():
-        raise DataError("file is empty", path=path)
+        raise DataError("file is empty", path=path.path if isinstance(path, FilePart) else path)
     return text
 
 
-def _iter_records(path: Path, text: str, negatives: bool) -> Iterator[RelationExample]:
+def _iter_records(path: Path, text: str, negatives: bool, first: int = 1) -> Iterator[RelationExample]:
     whole = _whole_json(text, path)
     fewrel = isinstance(whole, dict) and whole and "sentences" not in whole  # one DyGIE doc is not FewRel
     if fewrel and all(isinstance(v, list) for v in whole.values()):
@@ -111,17 +113,18 @@ def _iter_records(path: Path, text: str, negatives: bool) -> Iterator[RelationEx
                 _validate(ex, path, f"{label}[{i}]")
                 yield ex
         return
-    for where, rec in _json_records(path, text, whole):
+    for where, rec in _json_records(path, text, whole, first):
         yield from _checked(_parse_any(rec, path, where, negatives), path, where)
 
 
-def _json_records(path: Path, text: str, whole: Any) -> Iterator[tuple[int | str, Any]]:
+def _json_records(path: Path, text: str, whole: Any, first: int = 1) -> Iterator[tuple[int | str, Any]]:
     """(where, record) of a JSON file: the items of a top-level list ("record i"), or one JSON value
-    per non-blank line (its line number). `whole` is the file parsed as one value, or None."""
+    per non-blank line (its line number; the text's first line is line `first`). `whole` is the
+    file parsed as one value, or None."""
     if isinstance(whole, list):
         yield from ((f"record {i}", rec) for i, rec in enumerate(whole))
         return
-    for lineno, line in numbered_lines(text):
+    for lineno, line in numbered_lines(text, first):
         if line.strip():
             yield lineno, parse_json(line, path, lineno)
 

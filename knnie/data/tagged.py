@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from knnie.data.files import numbered_lines, parse_json, read_text
+from knnie.data.files import FilePart, numbered_lines, parse_json, read_text
 from knnie.data.schema import Span, TaggedSentence
 from knnie.data.tokenize import split_text
 from knnie.errors import DataError
@@ -74,19 +74,21 @@ def bio_tags(spans: list[Span], n: int, source: str | None = None) -> list[str]:
     return tags
 
 
-def read_tagged(path: str | Path) -> list[TaggedSentence]:
-    """Every tagged sentence of a column file or a {tokens, tags} JSONL file."""
-    path = Path(path)
+def read_tagged(path: str | Path | FilePart) -> list[TaggedSentence]:
+    """Every tagged sentence of a column file or a {tokens, tags} JSONL file (or of a part of one,
+    `split_file`: what one worker of a sharded build reads)."""
     text = read_text(path)
+    first = path.first_line if isinstance(path, FilePart) else 1
+    path = Path(path.path if isinstance(path, FilePart) else path)
     if not text.strip():
         raise DataError("file is empty", path=path)
-    sentences = _read_jsonl(path, text) if text.lstrip().startswith("{") else _read_columns(path, text)
+    sentences = _read_jsonl(path, text, first) if text.lstrip().startswith("{") else _read_columns(path, text, first)
     if not sentences:
         raise DataError("no sentences found", path=path)
     return sentences
 
 
-def _read_columns(path: Path, text: str) -> list[TaggedSentence]:
+def _read_columns(path: Path, text: str, first: int = 1) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -98,7 +100,7 @@ def _read_columns(path: Path, text: str) -> list[TaggedSentence]:
             sentences.append(TaggedSentence(tokens.copy(), tags.copy(), source=str(path), lines=lines.copy()))
             tokens.clear(), tags.clear(), lines.clear()
 
-    for lineno, line in numbered_lines(text):
+    for lineno, line in numbered_lines(text, first):
         cols = line.split()
         if not cols:
             flush()
@@ -120,9 +122,9 @@ def _read_columns(path: Path, text: str) -> list[TaggedSentence]:
     return sentences
 
 
-def _read_jsonl(path: Path, text: str) -> list[TaggedSentence]:
+def _read_jsonl(path: Path, text: str, first: int = 1) -> list[TaggedSentence]:
     sentences = []
-    for lineno, line in numbered_lines(text):
+    for lineno, line in numbered_lines(text, first):
         if not line.strip():
             continue
         rec = _json_object(line, path, lineno)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import numpy as np
 import torch
 
+from knnie.data.files import FilePart
 from knnie.data.schema import Neighbour
 from knnie.encoders.device import resolve_device
 from knnie.encoders.representer import Representer
@@ -103,10 +104,22 @@ class MemoryAugmentedModel(ABC, Generic[E, C]):
     def _save_encoder(self, path: Path) -> None:
         """Write what `_from_encoder` reads back."""
 
+    @staticmethod
     @abstractmethod
+    def read_examples(path: str | Path | FilePart) -> list[E]:
+        """The labelled examples of a file, or of a part of one (what a sharded build reads)."""
+
+    @abstractmethod
+    def memory_entries(self, examples: list[E], batch_size: int = 64, show_progress: bool = False
+                       ) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+        """The keys (`encode`'s vectors), label names and records a memory of these labelled examples holds."""
+
     def build_memory(self, examples: list[E], index: str = "auto", fp16: bool = False, batch_size: int = 64,
-                     show_progress: bool = False) -> Memory:
-        """A memory of these labelled examples: keys are `encode`'s vectors, values their gold ids."""
+                     show_progress: bool = False, source: str = "default", code_size: int = 32) -> Memory:
+        """A memory of these labelled examples (their labels need not be the head's), as source `source`."""
+        keys, labels, records = self.memory_entries(examples, batch_size, show_progress)
+        return Memory.from_labels(keys, labels, records, self.fingerprint, index=index, fp16=fp16, source=source,
+                                  code_size=code_size)
 
     @abstractmethod
     def _dev_score(self, dev: list[E]) -> ScoreFn:

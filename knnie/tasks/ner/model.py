@@ -20,14 +20,13 @@ import torch
 
 from knnie.data.document import Document
 from knnie.data.schema import Span, TaggedSentence, joined_offsets
-from knnie.data.tagged import bio_spans, sentence_from_text
+from knnie.data.tagged import bio_spans, read_tagged, sentence_from_text
 from knnie.encoders.device import resolve_device
 from knnie.encoders.loading import DEFAULT_ENCODER
 from knnie.encoders.representer import Batch, Window, WordRepresenter
 from knnie.encoders.words import CHAR_BILSTM, CharBiLSTMEncoder, HFWordEncoder, WordEncoder, load_word_encoder
 from knnie.errors import DataError, KnnieError
 from knnie.evaluation.entities import TagTable, entity_f1_ids, entity_report
-from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.tasks.base import MemoryAugmentedModel, check_count
 from knnie.tasks.task_model import TaskModel
@@ -181,10 +180,12 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
         return self.representer.batches(windows, batch_size, shuffle, seed, buckets)
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, sentences: list[TaggedSentence], index: str = "auto", fp16: bool = False,
-                     batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
-        """A memory with one key per word of these tagged sentences (its vector), valued by its tag
-        (tags the head does not know are kept: they are predicted through p_kNN)."""
+    read_examples = staticmethod(read_tagged)
+
+    def memory_entries(self, sentences: list[TaggedSentence], batch_size: int = 64, show_progress: bool = False
+                       ) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+        """One key per word of these tagged sentences (its vector), valued by its tag (tags the head
+        does not know are kept: they are predicted through p_kNN)."""
         if not sentences:
             raise KnnieError("cannot build an empty memory: the data gave no sentences")
         for s in sentences:
@@ -192,8 +193,7 @@ class EntityRecognizer(MemoryAugmentedModel[TaggedSentence, NERConfig]):
                 raise DataError("sentence has no tags", path=s.source, line=s.line(), field="tags")
         vectors, _ = self.encode(sentences, batch_size, show_progress)
         records = [{"text": s.sentence, "word": i, "tag": tag} for s in sentences for i, tag in enumerate(s.tags)]
-        return Memory.from_labels(vectors, [t for s in sentences for t in s.tags], records, self.fingerprint,
-                                  index=index, fp16=fp16, source=source)
+        return vectors, [t for s in sentences for t in s.tags], records
 
     # -- prediction ------------------------------------------------------------------------
     def as_sentences(self, texts: list[str | list[str] | TaggedSentence]) -> list[TaggedSentence]:

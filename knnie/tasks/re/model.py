@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from knnie.data.readers import read_relations
 from knnie.data.schema import NO_RELATION, Neighbour, RelationExample
 from knnie.encoders.device import resolve_device
 from knnie.encoders.loading import DEFAULT_ENCODER, load_encoder
 from knnie.encoders.markers import SCHEMES, EntitiesTooFarApart, marker_scheme, refusal
 from knnie.encoders.representer import Batch, RelationRepresenter
 from knnie.errors import DataError, KnnieError
-from knnie.memory.memory import Memory
 from knnie.memory.tuner import ScoreFn
 from knnie.tasks.base import MemoryAugmentedModel, check_count
 from knnie.tasks.task_model import TaskModel
@@ -194,18 +194,18 @@ class RelationExtractor(MemoryAugmentedModel[RelationExample, REConfig]):
         return self.representer.too_long(examples, refuse)
 
     # -- memories --------------------------------------------------------------------------
-    def build_memory(self, examples: list[RelationExample], index: str = "auto", fp16: bool = False,
-                     batch_size: int = 64, show_progress: bool = False, source: str = "default") -> Memory:
-        """A memory of these labelled examples (their labels need not be the head's): keys are this
-        model's relation vectors."""
+    read_examples = staticmethod(read_relations)
+
+    def memory_entries(self, examples: list[RelationExample], batch_size: int = 64, show_progress: bool = False
+                       ) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+        """One key per example: its relation vector."""
         if not examples:
             raise KnnieError("cannot build an empty memory: the data gave no examples")
         for ex in examples:
             if not isinstance(ex.label, str):
                 raise DataError("missing label: a memory needs labelled examples", path=ex.source, field="label")
         vectors, _ = self.encode(examples, batch_size, show_progress)
-        return Memory.from_labels(vectors, [ex.label for ex in examples], [ex.to_dict() for ex in examples],
-                                  self.fingerprint, index=index, fp16=fp16, source=source)
+        return vectors, [ex.label for ex in examples], [ex.to_dict() for ex in examples]
 
     # -- prediction ------------------------------------------------------------------------
     def predict(self, examples: list[RelationExample], neighbours: int = 3, batch_size: int = 64,
