@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,16 @@ def test_windows_line_ends_still_separate_paragraphs(tmp_path: Path) -> None:
         out = list(build_ds(read_triples(tmp_path / "kb.tsv"), iter_documents(str(tmp_path / "d.txt"), summary),
                             summary))
         assert (out, summary.sentences) == ([], 2)
+
+
+def test_cli_ray_address_that_nothing_answers_on_fails_at_once_and_workers_need_ray(corpus: Path) -> None:
+    out = corpus / "ds.jsonl"
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["ds", "build", "--triples", str(corpus / "kb.tsv"), "--corpus",
+                                      str(corpus / "raw"), "--out", str(out), "--ray-address", "127.0.0.1:9"])
+    assert result.exit_code == 1 and time.monotonic() - started < 10
+    assert "cannot reach the Ray cluster at 127.0.0.1:9" in " ".join(result.output.split())
+    assert not out.exists()
+    result = CliRunner().invoke(app, ["ds", "build", "--triples", str(corpus / "kb.tsv"), "--corpus",
+                                      str(corpus / "raw"), "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 1 and "--workers is for a build on Ray" in result.output and not out.exists()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from knnie.cli.common import command, console, out
-from knnie.distant import DSSummary, build_ds, iter_documents, read_aliases, read_triples, write_ds
+from knnie.cluster import ray_session
+from knnie.distant import DSSummary, build_ds, build_ds_ray, iter_documents, read_aliases, read_triples, write_ds
+from knnie.errors import KnnieError
 from knnie.progress import track
 
 app = typer.Typer(help="Distant supervision: KB triples matched against raw text.", no_args_is_help=True)
@@ -28,13 +31,27 @@ def build(
     one_per_line: bool = typer.Option(False, "--one-per-line", help="Each line of a text file is a document."),
     drop_suspicious: bool = typer.Option(False, "--drop-suspicious",
                                          help="Drop entity names that are stop words or single characters."),
+    ray: bool = typer.Option(False, "--ray", help="Match in parallel on Ray (pip install 'knnie[ray]'): a Ray "
+                             "instance started on this machine, or the cluster at --ray-address. Same output."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (host:port, ray://host:port, "
+                                    "or auto); implies --ray. Every node must see the corpus at the same path."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per CPU of the Ray "
+                                "instance or cluster)."),
 ) -> None:
     """Every sentence mentioning both entities of a triple becomes an example of its relation."""
+    if workers and not (ray or ray_address):
+        raise KnnieError("--workers is for a build on Ray: add --ray")
     kb = read_triples(triples)
+    kb_aliases = read_aliases(aliases) if aliases else None
     summary = DSSummary()
-    docs = track(iter_documents(corpus, summary, one_per_line), "documents", show=True)
-    write_ds(out_path, build_ds(kb, docs, summary, read_aliases(aliases) if aliases else None, ambiguous,
-                                drop_suspicious))
+    with ray_session(ray_address, workers) if ray or ray_address else nullcontext() as session:
+        if session is None:
+            docs = track(iter_documents(corpus, summary, one_per_line), "documents", show=True)
+            examples = build_ds(kb, docs, summary, kb_aliases, ambiguous, drop_suspicious)
+        else:
+            examples = build_ds_ray(session, kb, corpus, summary, kb_aliases, ambiguous, drop_suspicious,
+                                    one_per_line, workers, show=True)
+        write_ds(out_path, examples)
     table = Table(title=f"{summary.examples} DS examples from {summary.sentences} sentences in {summary.files} files")
     table.add_column("relation")
     table.add_column("examples", justify="right")

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,93 +151,145 @@ def corpus_files(corpus: str) -> list[Path]:
     return paths
 
 
+def read_corpus_file(path: Path, summary: DSSummary) -> str | None:
+    """The text of a corpus file, counted in `summary`; None for a file that is not UTF-8 (reported
+    in `summary.skipped_files` and skipped)."""
+    try:
+        text = read_text(path)
+    except NotUTF8Error as e:
+        summary.skipped_files[str(path)] = e.reason
+        log.warning("%s: skipped, %s", path, e.reason)
+        return None
+    summary.files += 1
+    return text
+
+
+def documents_in(path: Path, text: str, one_per_line: bool = False, first_line: int = 1) -> Iterator[tuple[str, str]]:
+    """(source, text) of the documents in `text`, the whole of `path` or the part of it that starts at
+    line `first_line`: a .jsonl file gives one {text} per line; other files are one document each, or
+    one per line with `one_per_line`."""
+    if path.suffix == ".jsonl":
+        for lineno, line in numbered_lines(text):
+            if line.strip():
+                lineno += first_line - 1
+                rec = parse_json(line, path, lineno)
+                if not (isinstance(rec, dict) and isinstance(rec.get("text"), str)):
+                    raise DataError("expected a JSON object with 'text' (a string)", path=path, line=lineno,
+                                    field="text")
+                yield f"{path}:{lineno}", rec["text"]
+    elif one_per_line:
+        for lineno, line in numbered_lines(text):
+            if line.strip():
+                yield f"{path}:{lineno + first_line - 1}", line
+    else:
+        yield str(path), text
+
+
 def iter_documents(corpus: str, summary: DSSummary, one_per_line: bool = False) -> Iterator[tuple[str, str]]:
-    """(source, text) of every document of the corpus (`corpus_files`): a .jsonl file gives one
-    {text} per line; other files are one document each, or one per line with `one_per_line`.
-    Non-UTF-8 files are reported and skipped."""
+    """(source, text) of every document of the corpus (`corpus_files`, `documents_in`), one file in
+    memory at a time. Non-UTF-8 files are reported and skipped."""
     for path in corpus_files(corpus):
-        try:
-            text = read_text(path)
-        except NotUTF8Error as e:
-            summary.skipped_files[str(path)] = e.reason
-            log.warning("%s: skipped, %s", path, e.reason)
-            continue
-        summary.files += 1
-        if path.suffix == ".jsonl":
-            for lineno, line in numbered_lines(text):
-                if line.strip():
-                    rec = parse_json(line, path, lineno)
-                    if not (isinstance(rec, dict) and isinstance(rec.get("text"), str)):
-                        raise DataError("expected a JSON object with 'text' (a string)", path=path, line=lineno,
-                                        field="text")
-                    yield f"{path}:{lineno}", rec["text"]
-        elif one_per_line:
-            for lineno, line in numbered_lines(text):
-                if line.strip():
-                    yield f"{path}:{lineno}", line
-        else:
-            yield str(path), text
+        text = read_corpus_file(path, summary)
+        if text is not None:
+            yield from documents_in(path, text, one_per_line)
 
 
-def build_ds(triples: list[Triple], documents: Iterator[tuple[str, str]], summary: DSSummary,
-             aliases: dict[str, list[str]] | None = None, ambiguous: str = "skip",
-             drop_suspicious: bool = False) -> Iterator[dict]:
-    """Yield DS examples (knnie's plain JSONL records) for every sentence mentioning both
-    entities of a triple. `ambiguous`: an entity pair with several KB relations gives one
-    example per relation ('keep') or none ('skip', the default: a memory wants precision)."""
-    if ambiguous not in ("keep", "skip"):
-        raise KnnieError(f"--ambiguous must be keep or skip, not '{ambiguous}'")
-    import pysbd
+@dataclass
+class Matches:
+    """What one document gives before deduplication (which needs every document before it): its
+    sentences, the entity pairs skipped as ambiguous, and candidate examples with the digests
+    that deduplicate them."""
 
-    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
-    matcher = Matcher(triples, aliases, drop_suspicious)
-    summary.suspicious_names = sorted(set(matcher.suspicious))
-    seen: set[bytes] = set()
-    for source, doc in documents:
-        for paragraph in doc.split("\n\n"):
-            for sentence in segmenter.segment(" ".join(paragraph.split())):
+    sentences: int = 0
+    ambiguous: int = 0
+    examples: list[tuple[bytes, dict]] = field(default_factory=list)
+
+
+class DocumentMatcher:
+    """The per-document half of a build: sentences split (pysbd), mentions matched, candidate examples
+    made. It keeps nothing from one document to the next, so it gives the same in this process as in
+    each Ray worker (`knnie.distant.parallel`), which builds its own from `args`."""
+
+    def __init__(self, triples: list[Triple], aliases: dict[str, list[str]] | None = None,
+                 ambiguous: str = "skip", drop_suspicious: bool = False) -> None:
+        if ambiguous not in ("keep", "skip"):
+            raise KnnieError(f"--ambiguous must be keep or skip, not '{ambiguous}'")
+        import pysbd
+
+        self.args = (triples, aliases, ambiguous, drop_suspicious)
+        self.ambiguous = ambiguous
+        self.segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
+        self.matcher = Matcher(triples, aliases, drop_suspicious)
+        self.suspicious_names = sorted(set(self.matcher.suspicious))
+
+    def __call__(self, source: str, text: str) -> Matches:
+        found = Matches()
+        for paragraph in text.split("\n\n"):
+            for sentence in self.segmenter.segment(" ".join(paragraph.split())):
                 sentence = sentence.strip()
-                if not sentence:
+                if sentence:
+                    found.sentences += 1
+                    self._match(sentence, source, found)
+        return found
+
+    def _match(self, sentence: str, source: str, found: Matches) -> None:
+        tokens, offsets = tokenize_with_offsets(sentence)
+        mentions = self.matcher.mentions(tokens)
+        relations = self.matcher.relations
+        best: dict[tuple[str, str], tuple[int, tuple, tuple]] = {}  # entity pair -> closest mention pair
+        for a in mentions:
+            for b in mentions:
+                if a is b:
                     continue
-                summary.sentences += 1
-                yield from _examples(sentence, source, matcher, ambiguous, summary, seen)
-
-
-def _examples(sentence: str, source: str, matcher: Matcher, ambiguous: str, summary: DSSummary,
-              seen: set[bytes]) -> Iterator[dict]:
-    tokens, offsets = tokenize_with_offsets(sentence)
-    mentions = matcher.mentions(tokens)
-    best: dict[tuple[str, str], tuple[int, tuple, tuple]] = {}  # entity pair -> closest mention pair
-    for a in mentions:
-        for b in mentions:
-            if a is b:
+                for h in a[2]:
+                    for t in b[2]:
+                        if h != t and (h, t) in relations:
+                            gap = abs(a[0] - b[0])
+                            if (h, t) not in best or gap < best[(h, t)][0]:
+                                best[(h, t)] = (gap, a, b)
+        for (h, t), (_, a, b) in best.items():
+            labels = sorted(relations[(h, t)])
+            if len(labels) > 1 and self.ambiguous == "skip":
+                found.ambiguous += 1
                 continue
-            for h in a[2]:
-                for t in b[2]:
-                    if h != t and (h, t) in matcher.relations:
-                        gap = abs(a[0] - b[0])
-                        if (h, t) not in best or gap < best[(h, t)][0]:
-                            best[(h, t)] = (gap, a, b)
-    for (h, t), (_, a, b) in best.items():
-        relations = sorted(matcher.relations[(h, t)])
-        if len(relations) > 1 and ambiguous == "skip":
-            summary.skipped_ambiguous += 1
-            continue
-        for rel in relations:
-            record = {
-                "text": sentence,
-                "head": {"start": offsets[a[0]][0], "end": offsets[a[1] - 1][1]},
-                "tail": {"start": offsets[b[0]][0], "end": offsets[b[1] - 1][1]},
-                "label": rel,
-            }
-            digest = hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=8).digest()
+            for rel in labels:
+                record = {
+                    "text": sentence,
+                    "head": {"start": offsets[a[0]][0], "end": offsets[a[1] - 1][1]},
+                    "tail": {"start": offsets[b[0]][0], "end": offsets[b[1] - 1][1]},
+                    "label": rel,
+                }
+                digest = hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=8).digest()
+                found.examples.append((digest, {**record, "ds": {"head_entity": h, "tail_entity": t,
+                                                                 "source": source}}))
+
+
+def deduplicate(matches: Iterable[Matches], summary: DSSummary) -> Iterator[dict]:
+    """The driver's half of a build: the documents' examples in corpus order, each once, counted
+    in `summary`; only the 8-byte digests of the examples written are kept."""
+    seen: set[bytes] = set()
+    for found in matches:
+        summary.sentences += found.sentences
+        summary.skipped_ambiguous += found.ambiguous
+        for digest, example in found.examples:
             if digest in seen:
                 summary.duplicates += 1
                 continue
             seen.add(digest)
             summary.examples += 1
-            summary.per_relation[rel] += 1
-            yield {**record, "ds": {"head_entity": h, "tail_entity": t, "source": source}}
+            summary.per_relation[example["label"]] += 1
+            yield example
+
+
+def build_ds(triples: list[Triple], documents: Iterable[tuple[str, str]], summary: DSSummary,
+             aliases: dict[str, list[str]] | None = None, ambiguous: str = "skip",
+             drop_suspicious: bool = False) -> Iterator[dict]:
+    """Yield DS examples (knnie's plain JSONL records) for every sentence mentioning both
+    entities of a triple. `ambiguous`: an entity pair with several KB relations gives one
+    example per relation ('keep') or none ('skip', the default: a memory wants precision)."""
+    step = DocumentMatcher(triples, aliases, ambiguous, drop_suspicious)
+    summary.suspicious_names = step.suspicious_names
+    yield from deduplicate((step(source, text) for source, text in documents), summary)
 
 
 def write_ds(path: str | Path, examples: Iterator[dict]) -> None:
