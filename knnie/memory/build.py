@@ -32,8 +32,8 @@ import numpy as np
 
 from knnie.data.files import FilePart, split_file
 from knnie.errors import DataError, KnnieError
-from knnie.io import atomic_dir, file_digest, mmap_safetensors, read_json, verify_files, write_json
-from knnie.memory.memory import CHUNK, Memory, MemoryConfig, auto_index, build_index, check_code_size, write_store
+from knnie.io import atomic_dir, mmap_safetensors, read_json, verify_files, write_json
+from knnie.memory.memory import CHUNK, MemoryConfig, auto_index, check_code_size, write_memory, write_store
 
 log = logging.getLogger(__name__)
 PART_RECORDS = 10_000  # examples per part (one shard each) unless a number of shards is asked for
@@ -123,18 +123,7 @@ def assemble(target: Path, shards: Sequence[Path], fingerprint: str, index: str 
             with open(shard / "records.jsonl", "rb") as f:
                 yield from f
 
-    with atomic_dir(target) as tmp:
-        checksums = write_store(tmp, keys(), np.dtype(np.float16 if fp16 else np.float32), values,
-                                np.zeros(n, np.int32), lines())
-        if config.index != "flat":
-            import faiss
-
-            index_ = build_index(config, mmap_safetensors(tmp / "keys.safetensors")["keys"])
-            faiss.write_index(index_, str(tmp / "index.faiss"))
-            del index_
-            checksums["index.faiss"] = file_digest(tmp / "index.faiss")
-        config.checksums, config.sizes = checksums, {f: (tmp / f).stat().st_size for f in checksums}
-        (tmp / "memory.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    write_memory(target, config, keys(), values, lines())
     return config
 
 
@@ -222,7 +211,7 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
     files = [Path(f) for f in data]
     per_part = PART_RECORDS
     if shards:
-        total = sum(sum(1 for line in open(f, "rb") if line.strip()) for f in files if f.suffix == ".jsonl")
+        total = sum(_records(f) for f in files if f.suffix == ".jsonl")
         per_part = max(1, -(-total // shards)) if total else PART_RECORDS
     config = BuildConfig(str(model_dir), [str(f) for f in files], front.fingerprint, per_part, index, fp16, code_size,
                          batch_size, source or (files[0].name if len(files) == 1 else "data"))
@@ -250,6 +239,12 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
                       "l2", code_size, config.source)
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _records(path: Path) -> int:
+    """The non-blank lines of a JSON lines file."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def _start_or_resume(work: Path, config: BuildConfig) -> None:

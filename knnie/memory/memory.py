@@ -481,18 +481,9 @@ class Memory:
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the memory directory atomically (an old one stays intact on failure)."""
-        import faiss
-
-        with atomic_dir(path) as tmp:
-            lines = ((json.dumps(r, ensure_ascii=False) + "\n").encode() for r in self.records)
-            checksums = write_store(tmp, (self.keys[i : i + CHUNK] for i in range(0, len(self), CHUNK)),
-                                             self.keys.dtype, self.values, self.source_ids, lines)
-            if self.config.index != "flat":
-                faiss.write_index(self.index, str(tmp / "index.faiss"))
-                checksums["index.faiss"] = file_digest(tmp / "index.faiss")
-            self.config.checksums, self.config.format_version = checksums, FORMAT_VERSION
-            self.config.sizes = {f: (tmp / f).stat().st_size for f in checksums}
-            (tmp / "memory.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n", encoding="utf-8")
+        lines = ((json.dumps(r, ensure_ascii=False) + "\n").encode() for r in self.records)
+        write_memory(path, self.config, (self.keys[i : i + CHUNK] for i in range(0, len(self), CHUNK)), self.values,
+                     lines, self.source_ids, None if self.exact else self.index)
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool | None = None) -> Memory:
@@ -556,6 +547,60 @@ class Memory:
         mem.source_ids = sources.astype(np.int32)
         mem._index = mem._cells = mem._groups = None
         return mem
+
+
+def write_memory(path: str | Path, config: MemoryConfig, key_chunks: Iterable[np.ndarray], values: np.ndarray,
+                 record_lines: Iterable[bytes], sources: np.ndarray | None = None, index: Any = None) -> None:
+    """Write a memory directory atomically from its parts, streamed: keys chunk by chunk (in the
+    config's dtype, already normalised for cosine), one record line per key; `index` is written as
+    given, or (None, for a non-flat kind) trained and filled from the written keys, which are read
+    back memory-mapped. `config` gets the files' checksums and sizes."""
+    import faiss
+
+    with atomic_dir(path) as tmp:
+        dtype = np.dtype(np.float16 if config.fp16 else np.float32)
+        sources = np.zeros(len(values), np.int32) if sources is None else sources
+        checksums = write_store(tmp, key_chunks, dtype, values, sources, record_lines)
+        if config.index != "flat":
+            if index is None:
+                index = build_index(config, mmap_safetensors(tmp / "keys.safetensors", ("keys",))["keys"])
+            faiss.write_index(index, str(tmp / "index.faiss"))
+            checksums["index.faiss"] = file_digest(tmp / "index.faiss")
+        _write_config(tmp, config, checksums)
+
+
+def reindex(source: str | Path, target: str | Path, index: str, code_size: int | None = None) -> MemoryConfig:
+    """The memory at `source` with another index kind (`code_size` for ivfpq), written at `target`:
+    keys and records are hard-linked, not copied (they never change in place), so that several
+    indexes of one large memory cost the disk of one set of keys."""
+    from knnie.io import copy_into
+
+    source = Path(source)
+    config = _read_config(source / "memory.json")
+    verify_files(source, {f: d for f, d in config.checksums.items() if f != "index.faiss"}, "rebuild the memory")
+    config.index = auto_index(config.size) if index == "auto" else index
+    config.code_size = code_size or config.code_size
+    if config.index == "ivfpq":
+        check_code_size(config.code_size, config.dim)
+    with atomic_dir(target) as tmp:
+        for f in REQUIRED_FILES:
+            copy_into(source / f, tmp / f)
+        checksums = {f: config.checksums[f] for f in REQUIRED_FILES}
+        if config.index != "flat":
+            import faiss
+
+            faiss.write_index(build_index(config, mmap_safetensors(tmp / "keys.safetensors")["keys"]),
+                              str(tmp / "index.faiss"))
+            checksums["index.faiss"] = file_digest(tmp / "index.faiss")
+        _write_config(tmp, config, checksums)
+    return config
+
+
+def _write_config(root: Path, config: MemoryConfig, checksums: dict[str, str]) -> None:
+    """memory.json, last: it lists the checksums and sizes of the files written before it."""
+    config.checksums, config.format_version = checksums, FORMAT_VERSION
+    config.sizes = {f: (root / f).stat().st_size for f in checksums}
+    (root / "memory.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
 
 
 def write_store(root: Path, key_chunks: Iterable[np.ndarray], dtype: np.dtype, values: np.ndarray,
