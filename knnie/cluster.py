@@ -4,13 +4,16 @@ connect to a cluster by its address, or start a local Ray instance for this run.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from knnie.errors import KnnieError
+import numpy as np
+
+from knnie.errors import DataError, KnnieError
 
 CONNECT_TIMEOUT = 5.0  # seconds: Ray itself retries an unreachable address for minutes before it gives up
 
@@ -70,3 +73,59 @@ def ordered_data(ray: Any) -> None:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
+
+
+Worker = Callable[[dict[str, Any]], Iterable[dict[str, Any]]]  # one item → its result rows (JSON-able dicts)
+
+
+class _Actor:
+    """A Ray Data actor holding one worker, `make(*args)`, built once (a model loaded once per
+    actor). A knnie error in it becomes an error row that the driver raises again as it was:
+    Ray would hand the driver only the exception's text, without the file, line and field."""
+
+    def __init__(self, make: Callable[..., Worker], args: tuple) -> None:
+        self.work = make(*args)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        rows = []
+        for item in batch["item"]:
+            try:
+                rows += [json.dumps(r, ensure_ascii=False) for r in self.work(json.loads(item))]
+            except KnnieError as e:
+                error = ({k: getattr(e, k) for k in ("message", "path", "line", "field")} if isinstance(e, DataError)
+                         else {"message": str(e)})
+                rows.append(json.dumps({"error": error, "data": isinstance(e, DataError)}, default=str))
+                break
+        return {"row": rows}
+
+
+def map_in_order(ray: Any, items: Sequence[dict[str, Any]], make: Callable[..., Worker], args: tuple, workers: int,
+                 kept: str) -> Iterator[dict[str, Any]]:
+    """The result rows of every item, in item order, computed by `workers` Ray Data actors each
+    holding `make(*args)`. A worker's knnie error is raised here as it was; any other failure
+    (a worker that died, a lost node) ends the build with one clear error ending in `kept`,
+    what is left of the build on disk."""
+    if not items:
+        return
+    ordered_data(ray)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # not lines per dataset run
+    data = ray.data.from_items([{"item": json.dumps(i)} for i in items], override_num_blocks=len(items))
+    rows = data.map_batches(_Actor, fn_constructor_args=(make, args), batch_size=1,
+                            compute=ray.data.ActorPoolStrategy(size=workers))
+    try:
+        for row in rows.iter_rows():
+            result = json.loads(row["row"])
+            if "error" in result:
+                raise DataError(**result["error"]) if result["data"] else KnnieError(result["error"]["message"])
+            yield result
+    except KnnieError:
+        raise
+    except Exception as e:  # Ray's own errors: a worker died, the cluster went away
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise KnnieError(f"the build failed on Ray ({type(e).__name__}: {first}); {kept}") from None
+
+
+def worker_count(ray: Any, workers: int | None) -> int:
+    """`workers`, or one per CPU of the Ray instance or cluster, and never more CPUs than it has."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return min(workers or cpus, cpus)

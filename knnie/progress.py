@@ -18,15 +18,17 @@ def track(items: Iterable[T], description: str, total: int | None = None, show: 
 
 
 @contextmanager
-def counter(description: str, total: int, show: bool = False) -> Iterator[Callable[[int, str | None], None]]:
+def counter(description: str, total: int | None, show: bool = False) -> Iterator[Callable[..., None]]:
     """A bar advanced by hand, for work whose steps are not an iterable (tries that may or may not count):
-    yields `update(advance, description)`, the description replaced when one is given."""
+    yields `update(advance, description, **fields)`, the description replaced when one is given, and
+    rich's task fields (`completed`, `total`: a total learnt on the way) set."""
     if not show:
-        yield lambda advance, description=None: None
+        yield lambda *args, **fields: None
         return
     with _bar() as bar:
         task = bar.add_task(description, total=total)
-        yield lambda advance, description=None: bar.update(task, advance=advance, description=description)
+        yield lambda advance=0, description=None, **fields: bar.update(task, advance=advance,
+                                                                       description=description, **fields)
 
 
 def _bar():  # -> rich.progress.Progress (imported only when a bar is shown)

@@ -15,7 +15,7 @@ from knnie import DataError
 from knnie.cli.main import app
 from knnie.cluster import ray_session
 from knnie.distant import DSSummary, build_ds, build_ds_ray, iter_documents, read_aliases, read_triples, write_ds
-from knnie.distant.parallel import plan_chunks
+from knnie.distant.parallel import plan_parts
 from tests.test_distant import DOCS, KB
 
 LINES = ["Barack Obama married Michelle Obama.", "Obama was born in Honolulu.", "",
@@ -52,16 +52,16 @@ def build_local(corpus: Path) -> tuple[list[dict], DSSummary]:
 
 def test_ray_build_equals_the_local_build(ray: Any, corpus: Path) -> None:
     local, local_summary = build_local(corpus)
-    chunks = plan_chunks(str(corpus / "raw"), DSSummary(), chunk_bytes=40)
-    assert [(Path(c.path).name, c.line) for c in chunks] == [("a.txt", 1), ("b.txt", 1), ("c.txt", 1)] + [
-        ("docs.jsonl", line) for line in (1, 2, 3, 6)]  # cut after a line end once 40 bytes are passed
+    parts = plan_parts(str(corpus / "raw"), DSSummary(), lines=2)
+    assert [(Path(p.path).name, p.first_line) for p in parts] == [("a.txt", 1), ("b.txt", 1), ("c.txt", 1)] + [
+        ("docs.jsonl", line) for line in (1, 4, 7)]  # every 2 non-blank lines; a lone \r ends line 4
     summary = DSSummary()
     examples = list(build_ds_ray(ray, read_triples(corpus / "kb.tsv"), str(corpus / "raw"), summary,
-                                 read_aliases(corpus / "aliases.tsv"), workers=2, chunk_bytes=40))
+                                 read_aliases(corpus / "aliases.tsv"), workers=2, lines=2))
     assert examples == local and summary == local_summary
     assert summary.duplicates == 2 and summary.skipped_ambiguous == 2 and list(summary.skipped_files) == [
         str(corpus / "raw" / "bad.txt")]
-    assert examples[-1]["ds"]["source"] == f"{corpus / 'raw' / 'docs.jsonl'}:6"  # lines counted across chunks
+    assert examples[-1]["ds"]["source"] == f"{corpus / 'raw' / 'docs.jsonl'}:6"  # lines counted across parts
 
 
 def test_cli_ray_writes_the_same_bytes_and_summary(ray: Any, corpus: Path) -> None:
@@ -86,7 +86,7 @@ def test_bad_jsonl_line_in_a_worker_fails_the_build_and_keeps_the_previous_outpu
     out.write_text("previous\n")
     summary = DSSummary()
     examples = build_ds_ray(ray, read_triples(corpus / "kb.tsv"), str(corpus / "raw"), summary, workers=2,
-                            chunk_bytes=40)
+                            lines=2)
     with pytest.raises(DataError, match=r"docs\.jsonl:8: malformed JSON \(Expecting ',' delimiter"):
         write_ds(out, examples)
     assert out.read_text() == "previous\n"

@@ -20,6 +20,7 @@ from knnie.cli.options import BatchSize, Device, LiveMemory, Source, SourceMemor
 from knnie.data import RelationExample, read_relations
 from knnie.errors import KnnieError
 from knnie.io import write_json
+from knnie.progress import counter
 from knnie.tasks.base import MemoryAugmentedModel
 from knnie.tasks.training import TrainConfig
 
@@ -86,15 +87,45 @@ def save_training(out_dir: Path, config: TrainConfig, history: list[dict], train
                   f"at epoch {best['epoch']}", highlight=False)
 
 
-def build_memory(front: MemoryAugmentedModel, model_dir: Path, data: Path, examples: list[Any], name: str,
-                 index: str, fp16: bool, batch_size: int, keys: str, tune_command: str) -> None:
-    """Build memory `name` of `examples` (read from `data`, their source) with a loaded model and save it in
-    its directory; `keys` says what a key is ("keys", "word keys"), `tune_command` what to run next."""
-    memory = front.build_memory(examples, index, fp16, batch_size, show_progress=True, source=data.name)
-    front.attach_memory(name, memory)
-    saved = front.save_memory(model_dir, name)
-    console.print(f"memory '{name}': {len(memory)} {keys} of dim {memory.config.dim} ({memory.config.index}"
-                  f"{', fp16' if fp16 else ''}) saved in {saved}; "
+def check_ray_options(ray: bool, ray_address: str | None, workers: int | None) -> None:
+    """Refuse --workers without Ray."""
+    if workers and not (ray or ray_address):
+        raise KnnieError("--workers is for a build on Ray: add --ray")
+
+
+def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, str], list], model_dir: Path,
+                 data: str, name: str, index: str, fp16: bool, code_size: int, batch_size: int, device: str,
+                 ray: bool, ray_address: str | None, workers: int | None, shards: int | None, keys: str,
+                 tune_command: str) -> None:
+    """Build memory `name` of the examples in `data` (a file, a directory or a glob; `load` reads
+    one file) and save it in the model directory; `keys` says what a key is ("keys", "word keys"),
+    `tune_command` what to run next. With Ray, a number of shards or several files, the build is
+    sharded (`knnie.memory.build`): encoded part by part and assembled without holding all keys."""
+    from knnie.data.files import input_files
+    from knnie.memory.build import build_sharded
+
+    check_ray_options(ray, ray_address, workers)
+    files = input_files(data)
+    if ray or ray_address or shards or len(files) > 1:
+        encoded = 0
+        with counter("encoding shards", None, show=True) as update:
+            def progress(done: int, total: int, examples: int) -> None:
+                nonlocal encoded
+                encoded += examples
+                update(0, f"encoding shards ({encoded:,} examples)", completed=done, total=total)
+
+            config = build_sharded(model_dir, files, name, index=index, fp16=fp16, code_size=code_size,
+                                   batch_size=batch_size, shards=shards, use_ray=ray or bool(ray_address),
+                                   ray_address=ray_address, workers=workers, device=device, progress=progress)
+        size, dim, kind, saved = config.size, config.dim, config.index, model_dir / "memories" / name
+    else:
+        front = front_class.from_pretrained(model_dir, memories=False, device=device)
+        memory = front.build_memory(load(files[0], name), index, fp16, batch_size, show_progress=True,
+                                    source=files[0].name, code_size=code_size)
+        front.attach_memory(name, memory)
+        saved = front.save_memory(model_dir, name)
+        size, dim, kind = len(memory), memory.config.dim, memory.config.index
+    console.print(f"memory '{name}': {size} {keys} of dim {dim} ({kind}{', fp16' if fp16 else ''}) saved in {saved}; "
                   f"run `{tune_command}` to choose k, T and λ", highlight=False)
 
 

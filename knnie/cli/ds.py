@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from knnie.cli.common import command, console, out
+from knnie.cli.common import check_ray_options, command, console, out
+from knnie.cli.options import Ray, RayAddress, Workers
 from knnie.cluster import ray_session
 from knnie.distant import DSSummary, build_ds, build_ds_ray, iter_documents, read_aliases, read_triples, write_ds
-from knnie.errors import KnnieError
 from knnie.progress import track
 
 app = typer.Typer(help="Distant supervision: KB triples matched against raw text.", no_args_is_help=True)
@@ -31,16 +31,12 @@ def build(
     one_per_line: bool = typer.Option(False, "--one-per-line", help="Each line of a text file is a document."),
     drop_suspicious: bool = typer.Option(False, "--drop-suspicious",
                                          help="Drop entity names that are stop words or single characters."),
-    ray: bool = typer.Option(False, "--ray", help="Match in parallel on Ray (pip install 'knnie[ray]'): a Ray "
-                             "instance started on this machine, or the cluster at --ray-address. Same output."),
-    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (host:port, ray://host:port, "
-                                    "or auto); implies --ray. Every node must see the corpus at the same path."),
-    workers: int = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per CPU of the Ray "
-                                "instance or cluster)."),
+    ray: Ray = False,
+    ray_address: RayAddress = None,
+    workers: Workers = None,
 ) -> None:
     """Every sentence mentioning both entities of a triple becomes an example of its relation."""
-    if workers and not (ray or ray_address):
-        raise KnnieError("--workers is for a build on Ray: add --ray")
+    check_ray_options(ray, ray_address, workers)
     kb = read_triples(triples)
     kb_aliases = read_aliases(aliases) if aliases else None
     summary = DSSummary()

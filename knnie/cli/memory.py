@@ -8,7 +8,19 @@ from pathlib import Path
 import typer
 
 from knnie.cli.common import build_memory, command, live_memory_commands, load_relations
-from knnie.cli.options import BatchSize, Device, Fp16, Index, MemoryName
+from knnie.cli.options import (
+    BatchSize,
+    CodeSize,
+    Device,
+    Fp16,
+    Index,
+    MemoryData,
+    MemoryName,
+    Ray,
+    RayAddress,
+    Shards,
+    Workers,
+)
 from knnie.tasks.re import RelationExtractor
 
 app = typer.Typer(help="Build, grow and shrink the memories a model consults at prediction time.", no_args_is_help=True)
@@ -18,17 +30,21 @@ app = typer.Typer(help="Build, grow and shrink the memories a model consults at 
 @command
 def build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie train`."),
-    data: Path = typer.Option(..., help="Labelled examples to remember (training data, DS data, ...)."),
+    data: MemoryData = ...,
     name: MemoryName = "train",
     index: Index = "auto",
     fp16: Fp16 = False,
+    code_size: CodeSize = 32,
     batch_size: BatchSize = 64,
     device: Device = "auto",
+    ray: Ray = False,
+    ray_address: RayAddress = None,
+    workers: Workers = None,
+    shards: Shards = None,
 ) -> None:
-    """Keys = the model's relation vectors of DATA, values = their labels."""
-    extractor = RelationExtractor.from_pretrained(model_dir, memories=False, device=device)
-    build_memory(extractor, model_dir, data, load_relations(data, name), name, index, fp16, batch_size,
-                 "keys", "knnie tune")
+    """Keys = the model's relation vectors of DATA (training data, DS data, ...), values = their labels."""
+    build_memory(RelationExtractor, load_relations, model_dir, data, name, index, fp16, code_size, batch_size, device,
+                 ray, ray_address, workers, shards, "keys", "knnie tune")
 
 
 live_memory_commands(app, RelationExtractor, load_relations,

@@ -21,17 +21,23 @@ from knnie.cli.common import (
 )
 from knnie.cli.options import (
     BatchSize,
+    CodeSize,
     Device,
     Epochs,
     Fp16,
     HeadLr,
     Index,
+    MemoryData,
     MemoryName,
     OutDir,
     Overwrite,
+    Ray,
+    RayAddress,
     ReportJson,
     Seed,
+    Shards,
     TunedModelDir,
+    Workers,
 )
 from knnie.cli.outputs import check_output
 from knnie.data.schema import TaggedSentence
@@ -92,17 +98,22 @@ def train_command(
 @command
 def memory_build(
     model_dir: Path = typer.Argument(..., help="A model directory from `knnie ner train`."),
-    data: Path = typer.Option(..., help="Tagged sentences whose words to remember (usually the training set)."),
+    data: MemoryData = ...,
     name: MemoryName = "train",
     index: Index = "auto",
     fp16: Fp16 = False,
+    code_size: CodeSize = 32,
     batch_size: BatchSize = 64,
     device: Device = "auto",
+    ray: Ray = False,
+    ray_address: RayAddress = None,
+    workers: Workers = None,
+    shards: Shards = None,
 ) -> None:
-    """Keys = the model's vector of every word of DATA, values = their tags."""
-    recognizer = EntityRecognizer.from_pretrained(model_dir, memories=False, device=device)
-    build_memory(recognizer, model_dir, data, load_tagged(data, name), name, index, fp16, batch_size,
-                 "word keys", "knnie ner tune")
+    """Keys = the model's vector of every word of DATA (tagged sentences, usually the training set), values = their
+    tags."""
+    build_memory(EntityRecognizer, load_tagged, model_dir, data, name, index, fp16, code_size, batch_size, device,
+                 ray, ray_address, workers, shards, "word keys", "knnie ner tune")
 
 
 live_memory_commands(memory_app, EntityRecognizer, load_tagged,

@@ -31,7 +31,22 @@ HeadLr = Annotated[float, typer.Option()]
 Seed = Annotated[int, typer.Option()]
 OutDir = Annotated[Path, typer.Option("--out", help="Model directory to write.")]
 Index = Annotated[str, typer.Option(help=f"FAISS index: {' | '.join(INDEXES)} (flat is exact L2; auto: flat up to "
-                                             "50k keys, else HNSW, IVF above 500k; approximate depth tuned on dev).")]
+                                             "50k keys, else HNSW, IVF above 500k; ivfpq: IVF with product-quantised "
+                                             "keys, re-ranked exactly; approximate depth tuned on dev).")]
+CodeSize = Annotated[int, typer.Option(min=1, help="ivfpq: bytes per key in the index (2 × this many 4-bit codes; "
+                                               "the key width must divide by 2 × this).")]
+Ray = Annotated[bool, typer.Option("--ray", help="Run on Ray (pip install 'knnie[ray]'): a Ray instance started on "
+                                   "this machine, or the cluster at --ray-address. Same output as without.")]
+RayAddress = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join (host:port, "
+                                                "ray://host:port, or auto); implies --ray. Every node must see the "
+                                                "input files at the same path.")]
+Workers = Annotated[int | None, typer.Option("--workers", min=1, help="Ray workers (default: one per CPU of the Ray "
+                                             "instance or cluster).")]
+Shards = Annotated[int | None, typer.Option("--shards", min=1, help="Build in this many key shards (default with "
+                                            "--ray or several files: one per 10,000 examples), encoded one at a "
+                                            "time and assembled without holding all keys; a failed build resumes.")]
+MemoryData = Annotated[str, typer.Option("--data", help="Labelled examples to remember: a file, a directory or a "
+                                         "glob ('corpus/*.jsonl'); several files are built in shards.")]
 Fp16 = Annotated[bool, typer.Option("--fp16", help="Store keys in half precision.")]
 TunedModelDir = Annotated[Path, typer.Argument(help="A model directory with at least one memory.")]
 ReportJson = Annotated[Path, typer.Option(help="Also write the full report as JSON here.")]

@@ -5,13 +5,14 @@ problem is a `DataError` naming the file and the line."""
 from __future__ import annotations
 
 import codecs
+import glob
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from knnie.errors import DataError
+from knnie.errors import DataError, KnnieError
 
 
 class NotUTF8Error(DataError):
@@ -72,7 +73,7 @@ def split_file(path: str | Path, per_part: int, blocks: bool = False) -> list[Fi
                 records += 1
             in_block = not blank
             pos += len(line)
-            lineno += 1
+            lineno += 1 + line.count(b"\r") - line.count(b"\r\n")  # a lone \r ends a line too, as read_text reads
     parts.append(FilePart(str(path), start, pos, first))
     return parts
 
@@ -96,3 +97,18 @@ def parse_json(text: str, path: Path, line: int | None = None) -> Any:
         raise DataError(f"malformed JSON ({e.msg}, column {e.colno})", path=path, line=line) from e
     except (ValueError, RecursionError) as e:  # a number of over 4,300 digits; arrays nested thousands deep
         raise DataError(f"malformed JSON ({type(e).__name__}: {str(e)[:80]})", path=path, line=line) from e
+
+
+def input_files(pattern: str) -> list[Path]:
+    """The files a user names as a file, a directory (every file under it, sorted, hidden files
+    and folders left out) or a glob pattern ('**' recurses): a corpus, or data in several files."""
+    root = Path(pattern)
+    if root.is_dir():
+        paths = sorted(p for p in root.rglob("*")
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    else:
+        paths = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))] or [root]
+        paths = [p for p in paths if p.is_file()]
+    if not paths:
+        raise KnnieError(f"'{pattern}' matches no file")
+    return paths

@@ -8,7 +8,6 @@ grow with its size; only 8-byte digests of emitted examples are kept for dedupli
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -17,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from knnie.data.files import NotUTF8Error, numbered_lines, parse_json, read_text
+from knnie.data.files import NotUTF8Error, input_files, numbered_lines, parse_json, read_text
 from knnie.data.tokenize import tokenize_with_offsets
 from knnie.errors import DataError, KnnieError
 from knnie.io import atomic_path
@@ -136,21 +135,6 @@ class Matcher:
         return found
 
 
-def corpus_files(corpus: str) -> list[Path]:
-    """The files of a corpus given as a file, a directory (every file under it, sorted, hidden
-    files and folders left out) or a glob pattern ('**' recurses)."""
-    root = Path(corpus)
-    if root.is_dir():
-        paths = sorted(p for p in root.rglob("*")
-                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    else:
-        paths = [Path(p) for p in sorted(glob.glob(corpus, recursive=True))] or [root]
-        paths = [p for p in paths if p.is_file()]
-    if not paths:
-        raise KnnieError(f"corpus '{corpus}' matches no file")
-    return paths
-
-
 def read_corpus_file(path: Path, summary: DSSummary) -> str | None:
     """The text of a corpus file, counted in `summary`; None for a file that is not UTF-8 (reported
     in `summary.skipped_files` and skipped)."""
@@ -186,9 +170,9 @@ def documents_in(path: Path, text: str, one_per_line: bool = False, first_line: 
 
 
 def iter_documents(corpus: str, summary: DSSummary, one_per_line: bool = False) -> Iterator[tuple[str, str]]:
-    """(source, text) of every document of the corpus (`corpus_files`, `documents_in`), one file in
+    """(source, text) of every document of the corpus (`input_files`, `documents_in`), one file in
     memory at a time. Non-UTF-8 files are reported and skipped."""
-    for path in corpus_files(corpus):
+    for path in input_files(corpus):
         text = read_corpus_file(path, summary)
         if text is not None:
             yield from documents_in(path, text, one_per_line)

@@ -141,8 +141,8 @@ def plan(files: Sequence[Path], per_part: int, blocks: bool) -> list[FilePart]:
 
 
 class ShardEncoder:
-    """Encodes parts into shards with one copy of the model: a Ray Data actor (one per worker),
-    or called in this process."""
+    """A worker that encodes parts into shards with one copy of the model (a Ray Data actor holds
+    one; a one-process build runs one here)."""
 
     def __init__(self, model_dir: str, work: str, batch_size: int, device: str = "cpu") -> None:
         from knnie.tasks.registry import load
@@ -150,17 +150,13 @@ class ShardEncoder:
         self.front = load(model_dir, memories=False, device=device)
         self.work, self.batch_size = Path(work), batch_size
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Rows (shard, path, start, stop, first_line) → rows (shard, size): each part's shard written."""
-        sizes = []
-        for i, shard in enumerate(batch["shard"]):
-            part = FilePart(str(batch["path"][i]), int(batch["start"][i]), int(batch["stop"][i]),
-                            int(batch["first_line"][i]))
-            examples = self.front.read_examples(part)
-            keys, labels, records = self.front.memory_entries(examples, self.batch_size)
-            write_shard(self.work / shard_name(int(shard)), keys, labels, records)
-            sizes.append(len(labels))
-        return {"shard": np.asarray(batch["shard"]), "size": np.array(sizes, np.int64)}
+    def __call__(self, item: dict[str, Any]) -> list[dict[str, int]]:
+        """Part `item` ({shard, path, start, stop, first_line}) read, encoded and written as its shard."""
+        shard = item.pop("shard")
+        examples = self.front.read_examples(FilePart(**item))
+        keys, labels, records = self.front.memory_entries(examples, self.batch_size)
+        write_shard(self.work / shard_name(shard), keys, labels, records)
+        return [{"shard": shard, "size": len(labels)}]
 
 
 def shard_name(i: int) -> str:
@@ -168,39 +164,34 @@ def shard_name(i: int) -> str:
 
 
 def encode_shards(config: BuildConfig, work: Path, parts: Sequence[FilePart], todo: Sequence[int],
-                  ray: Any | None, workers: int | None, progress: Callable[[int, int], None]) -> None:
-    """Encode parts `todo` into shards under `work`: by Ray Data actors when `ray` is given (one per
-    worker, `workers` of them: None, one per CPU of the cluster), else in this process. `progress`
-    is called with (part, examples) after each shard."""
-    rows = [{"shard": i, "path": parts[i].path, "start": parts[i].start, "stop": parts[i].stop,
-             "first_line": parts[i].first_line} for i in todo]
-    args = {"model_dir": config.model_dir, "work": str(work), "batch_size": config.batch_size}
+                  ray: Any | None, workers: int | None, device: str, progress: Callable[[int], None]) -> None:
+    """Encode parts `todo` into shards under `work`: by Ray Data actors when `ray` is given
+    (`workers` of them: None, one per CPU of the cluster), else in this process. `progress` is
+    called with the examples of each shard once it is written."""
+    items = [{"shard": i, **asdict(parts[i])} for i in todo]
+    args = (config.model_dir, str(work), config.batch_size, device)
     if ray is None:
-        encoder = ShardEncoder(**args)
-        for row in rows:
-            out = encoder({k: np.array([v]) for k, v in row.items()})
-            progress(int(out["shard"][0]), int(out["size"][0]))
-        return
-    from knnie.cluster import ordered_data
+        encoder = ShardEncoder(*args)
+        rows = (row for item in items for row in encoder(item))
+    else:
+        from knnie.cluster import map_in_order, worker_count
 
-    ordered_data(ray)
-    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    data = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
-    encoded = data.map_batches(ShardEncoder, fn_constructor_kwargs=args, batch_size=1, concurrency=workers,
-                               num_cpus=1)
-    for row in encoded.iter_rows():
-        progress(int(row["shard"]), int(row["size"]))
+        rows = map_in_order(ray, items, ShardEncoder, args, worker_count(ray, workers),
+                            f"the finished shards are kept in {work}: rerun the same command to resume")
+    for row in rows:
+        progress(row["size"])
 
 
 def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: str = "auto", fp16: bool = False,
                   code_size: int = 32, batch_size: int = 64, source: str | None = None, shards: int | None = None,
                   ray_address: str | None = None, use_ray: bool = False, workers: int | None = None,
-                  progress: Callable[[int, int, int], None] | None = None) -> MemoryConfig:
+                  device: str = "cpu", progress: Callable[[int, int, int], None] | None = None) -> MemoryConfig:
     """Build memory `name` of model `model_dir` from the labelled examples of `data` in shards
     (`shards` of them, else one per PART_RECORDS examples), encoded by Ray workers (`use_ray`; at
     `ray_address`, else a local instance) or by this process, then assembled without holding all
-    keys. A rerun of a build that failed resumes from its finished shards. `progress(done,
-    total, examples)` is called after each shard."""
+    keys. A rerun of a build that failed resumes from its finished shards. `device`: where the
+    encoder runs ("auto" in a Ray worker that was given no GPU is the CPU). `progress(done, total,
+    examples)` is called after each shard."""
     from knnie.tasks.model_dir import memory_dir
     from knnie.tasks.registry import load
 
@@ -220,20 +211,19 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
     todo = [i for i in range(len(parts)) if not _shard_ok(work / shard_name(i))]
     done, started = len(parts) - len(todo), time.monotonic()
 
-    def step(part: int, examples: int) -> None:
+    def step(examples: int) -> None:
         nonlocal done
         done += 1
         if progress:
             progress(done, len(parts), examples)
 
-    if todo:
-        if use_ray:
-            from knnie.cluster import ray_session
+    if todo and use_ray:
+        from knnie.cluster import ray_session
 
-            with ray_session(ray_address) as ray:
-                _run_workers(lambda: encode_shards(config, work, parts, todo, ray, workers, step), work)
-        else:
-            encode_shards(config, work, parts, todo, None, None, step)
+        with ray_session(ray_address, workers) as ray:
+            encode_shards(config, work, parts, todo, ray, workers, device, step)
+    elif todo:
+        encode_shards(config, work, parts, todo, None, None, device, step)
     log.info("encoded %d shards in %.0f s", len(todo), time.monotonic() - started)
     result = assemble(target, [work / shard_name(i) for i in range(len(parts))], front.fingerprint, index, fp16,
                       "l2", code_size, config.source)
@@ -261,29 +251,3 @@ def _start_or_resume(work: Path, config: BuildConfig) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     write_json(saved, asdict(config))
-
-
-def _run_workers(run: Callable[[], None], work: Path) -> None:
-    """Run a Ray build; a worker's own knnie error (bad data: file, line, field) comes out as it
-    is, anything else that kills the build as one clear error saying what is kept."""
-    try:
-        run()
-    except KnnieError:
-        raise
-    except Exception as e:  # Ray wraps worker errors in its own exception types
-        cause = _knnie_cause(e)
-        if cause is not None:
-            raise cause from None
-        raise KnnieError(f"the build failed in a Ray worker ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
-                         f"the finished shards are kept in {work}: rerun the same command to resume") from None
-
-
-def _knnie_cause(e: BaseException | None) -> KnnieError | None:
-    """The knnie error a Ray exception wraps, if any (Ray keeps the worker's exception as a cause)."""
-    seen = 0
-    while e is not None and seen < 10:
-        if isinstance(e, KnnieError):
-            return e
-        e = getattr(e, "cause", None) or e.__cause__
-        seen += 1
-    return None
