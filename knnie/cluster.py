@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import socket
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 from knnie.errors import DataError, KnnieError
 
 CONNECT_TIMEOUT = 5.0  # seconds: Ray itself retries an unreachable address for minutes before it gives up
+WORKER_RETRIES = 2  # a worker that dies is restarted and its item retried this often (Ray Data: forever)
 
 
 def import_ray() -> Any:
@@ -47,11 +49,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     of), or started locally with `num_cpus` (None: all cores). An instance already running in this
     process (a caller's own `ray.init`) is used as it is and left running."""
     ray = import_ray()
+    if address and address != "auto":
+        check_reachable(address)
     if ray.is_initialized():
         yield ray
         return
-    if address and address != "auto":
-        check_reachable(address)
     options = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
     try:
         if address:
@@ -110,8 +112,11 @@ def map_in_order(ray: Any, items: Sequence[dict[str, Any]], make: Callable[..., 
     ordered_data(ray)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # not lines per dataset run
     data = ray.data.from_items([{"item": json.dumps(i)} for i in items], override_num_blocks=len(items))
-    rows = data.map_batches(_Actor, fn_constructor_args=(make, args), batch_size=1,
-                            compute=ray.data.ActorPoolStrategy(size=workers))
+    with warnings.catch_warnings():  # Ray 2.60 takes restart limits only as the deprecated ray_remote_args
+        warnings.simplefilter("ignore")
+        rows = data.map_batches(_Actor, fn_constructor_args=(make, args), batch_size=1,
+                                compute=ray.data.ActorPoolStrategy(size=workers), max_restarts=WORKER_RETRIES,
+                                max_task_retries=WORKER_RETRIES)
     try:
         for row in rows.iter_rows():
             result = json.loads(row["row"])

@@ -6,8 +6,10 @@ every test that needs a trained model shares it (and must not change its weights
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,15 @@ class Trained:
 
     extractor: RelationExtractor
     tune_report: dict
+
+
+@pytest.fixture(scope="module")
+def ray() -> Iterator[Any]:
+    """A local Ray instance of 2 CPUs for a module's --ray tests (each start costs seconds)."""
+    from knnie.cluster import ray_session
+
+    with ray_session(num_cpus=2) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

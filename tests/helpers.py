@@ -21,10 +21,11 @@ def clustered(n: int, seed: int, dim: int = 16) -> tuple[np.ndarray, np.ndarray]
 
 
 def random_memory(n: int = 300, index: str = "flat", fp16: bool = False, seed: int = 1,
-                  fingerprint: str = "fp-test") -> Memory:
+                  fingerprint: str = "fp-test", code_size: int = 4) -> Memory:
+    """Clustered 16-d keys; an ivfpq index codes them in 2 × `code_size` parts."""
     keys, values = clustered(n, seed)
     records = [{"id": i, "label": LABELS[v]} for i, v in enumerate(values)]
-    return Memory(keys, values, records, LABELS, fingerprint, index=index, fp16=fp16)
+    return Memory(keys, values, records, LABELS, fingerprint, index=index, fp16=fp16, code_size=code_size)
 
 
 def write_lines(path: Path, *lines: dict | str) -> Path:

@@ -4,7 +4,6 @@ one-process build; a worker's bad input line stops the build as it would stop th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 
 from knnie import DataError
 from knnie.cli.main import app
-from knnie.cluster import ray_session
 from knnie.distant import DSSummary, build_ds, build_ds_ray, iter_documents, read_aliases, read_triples, write_ds
 from knnie.distant.parallel import plan_parts
 from tests.test_distant import DOCS, KB
@@ -21,12 +19,6 @@ from tests.test_distant import DOCS, KB
 LINES = ["Barack Obama married Michelle Obama.", "Obama was born in Honolulu.", "",
          "Barack Obama married Michelle Obama.", "Marie Curie married Pierre Curie in Paris.",
          "Honolulu is in Hawaii.", "Marie Curie married Pierre Curie in Paris."]  # duplicates, an ambiguous pair
-
-
-@pytest.fixture(scope="module")
-def ray() -> Iterator[Any]:
-    with ray_session(num_cpus=2) as session:  # started once for the module: each start costs seconds
-        yield session
 
 
 @pytest.fixture

@@ -58,24 +58,25 @@ def read_text(path: str | Path | FilePart, what: str = "file") -> str:
     return _unix_newlines(text)
 
 
-def split_file(path: str | Path, per_part: int, blocks: bool = False) -> list[FilePart]:
-    """`path` cut into parts of `per_part` records each: a record is a non-blank line, or with
-    `blocks` a run of non-blank lines (a CoNLL sentence); cuts fall at line starts, between records."""
-    parts, start, first, records, in_block = [], 0, 1, 0, False
-    pos, lineno = 0, 1
+def record_starts(path: str | Path, blocks: bool = False) -> Iterator[tuple[int, int]]:
+    """(byte offset, line number) of every record of a file: a non-blank line, or with `blocks` a
+    run of non-blank lines (a CoNLL sentence). Lines are counted as `read_text` counts them."""
+    pos, lineno, in_block = 0, 1, False
     with open(path, "rb") as f:
         for line in f:
             blank = not line.strip()
-            if records >= per_part and not blank and not (blocks and in_block):  # a record starts here
-                parts.append(FilePart(str(path), start, pos, first))
-                start, first, records = pos, lineno, 0
             if not blank and not (blocks and in_block):
-                records += 1
+                yield pos, lineno
             in_block = not blank
             pos += len(line)
-            lineno += 1 + line.count(b"\r") - line.count(b"\r\n")  # a lone \r ends a line too, as read_text reads
-    parts.append(FilePart(str(path), start, pos, first))
-    return parts
+            lineno += 1 + line.count(b"\r") - line.count(b"\r\n")  # a lone \r ends a line too
+
+
+def split_file(path: str | Path, per_part: int, blocks: bool = False) -> list[FilePart]:
+    """`path` cut into parts of `per_part` records each (`record_starts`), at record starts."""
+    starts = [start for i, start in enumerate(record_starts(path, blocks)) if i % per_part == 0] or [(0, 1)]
+    ends = [pos for pos, _ in starts[1:]] + [Path(path).stat().st_size]
+    return [FilePart(str(path), pos, end, line) for (pos, line), end in zip([(0, 1), *starts[1:]], ends)]
 
 
 def _unix_newlines(text: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from knnie.data.files import FilePart, split_file
+from knnie.data.files import FilePart, record_starts, split_file
 from knnie.errors import DataError, KnnieError
 from knnie.io import atomic_dir, mmap_safetensors, read_json, verify_files, write_json
 from knnie.memory.memory import CHUNK, MemoryConfig, auto_index, check_code_size, write_memory, write_store
@@ -202,7 +202,8 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
     files = [Path(f) for f in data]
     per_part = PART_RECORDS
     if shards:
-        total = sum(_records(f) for f in files if f.suffix == ".jsonl")
+        total = sum(sum(1 for _ in record_starts(f, blocks and f.suffix != ".jsonl")) for f in files
+                    if f.suffix == ".jsonl" or blocks)
         per_part = max(1, -(-total // shards)) if total else PART_RECORDS
     config = BuildConfig(str(model_dir), [str(f) for f in files], front.fingerprint, per_part, index, fp16, code_size,
                          batch_size, source or (files[0].name if len(files) == 1 else "data"))
@@ -229,12 +230,6 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
                       "l2", code_size, config.source)
     shutil.rmtree(work, ignore_errors=True)
     return result
-
-
-def _records(path: Path) -> int:
-    """The non-blank lines of a JSON lines file."""
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
 
 
 def _start_or_resume(work: Path, config: BuildConfig) -> None:
