@@ -103,6 +103,7 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
     sharded (`knnie.memory.build`): encoded part by part and assembled without holding all keys."""
     from knnie.data.files import input_files
     from knnie.memory.build import build_sharded
+    from knnie.memory.memory import check_code_size
 
     check_ray_options(ray, ray_address, workers)
     files = input_files(data)
@@ -120,6 +121,8 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
         size, dim, kind, saved = config.size, config.dim, config.index, model_dir / "memories" / name
     else:
         front = front_class.from_pretrained(model_dir, memories=False, device=device)
+        if index == "ivfpq":  # before the encoding, not after
+            check_code_size(code_size, front.representer.dim)
         memory = front.build_memory(load(files[0], name), index, fp16, batch_size, show_progress=True,
                                     source=files[0].name, code_size=code_size)
         front.attach_memory(name, memory)

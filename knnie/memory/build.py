@@ -196,6 +196,8 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
     from knnie.tasks.registry import load
 
     front = load(model_dir, memories=False, device="cpu")
+    if index == "ivfpq":  # before hours of encoding, not after
+        check_code_size(code_size, front.representer.dim)
     target = memory_dir(model_dir, name)
     work = target.with_name(f".{name}.build")
     blocks = front.task == "ner"
