@@ -94,7 +94,8 @@ def check_ray_options(ray: bool, ray_address: str | None, workers: int | None) -
 
 
 def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, str], list], model_dir: Path,
-                 data: str, name: str, index: str, fp16: bool, code_size: int, batch_size: int, device: str,
+                 data: str, name: str, index: str, fp16: bool, code_size: int, rerank: int, batch_size: int,
+                 device: str,
                  ray: bool, ray_address: str | None, workers: int | None, shards: int | None, keys: str,
                  tune_command: str) -> None:
     """Build memory `name` of the examples in `data` (a file, a directory or a glob; `load` reads
@@ -115,7 +116,7 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
                 encoded += examples
                 update(0, f"encoding shards ({encoded:,} examples)", completed=done, total=total)
 
-            config = build_sharded(model_dir, files, name, index=index, fp16=fp16, code_size=code_size,
+            config = build_sharded(model_dir, files, name, index=index, fp16=fp16, code_size=code_size, rerank=rerank,
                                    batch_size=batch_size, shards=shards, use_ray=ray or bool(ray_address),
                                    ray_address=ray_address, workers=workers, device=device, progress=progress)
         size, dim, kind, saved = config.size, config.dim, config.index, model_dir / "memories" / name
@@ -125,6 +126,7 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
             check_code_size(code_size, front.representer.dim)
         memory = front.build_memory(load(files[0], name), index, fp16, batch_size, show_progress=True,
                                     source=files[0].name, code_size=code_size)
+        memory.set_search(rerank=rerank)
         front.attach_memory(name, memory)
         saved = front.save_memory(model_dir, name)
         size, dim, kind = len(memory), memory.config.dim, memory.config.index

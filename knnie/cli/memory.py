@@ -18,6 +18,7 @@ from knnie.cli.options import (
     MemoryName,
     Ray,
     RayAddress,
+    Rerank,
     Shards,
     Workers,
 )
@@ -35,6 +36,7 @@ def build(
     index: Index = "auto",
     fp16: Fp16 = False,
     code_size: CodeSize = 32,
+    rerank: Rerank = 64,
     batch_size: BatchSize = 64,
     device: Device = "auto",
     ray: Ray = False,
@@ -43,8 +45,8 @@ def build(
     shards: Shards = None,
 ) -> None:
     """Keys = the model's relation vectors of DATA (training data, DS data, ...), values = their labels."""
-    build_memory(RelationExtractor, load_relations, model_dir, data, name, index, fp16, code_size, batch_size, device,
-                 ray, ray_address, workers, shards, "keys", "knnie tune")
+    build_memory(RelationExtractor, load_relations, model_dir, data, name, index, fp16, code_size, rerank, batch_size,
+                 device, ray, ray_address, workers, shards, "keys", "knnie tune")
 
 
 live_memory_commands(app, RelationExtractor, load_relations,

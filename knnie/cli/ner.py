@@ -34,6 +34,7 @@ from knnie.cli.options import (
     Ray,
     RayAddress,
     ReportJson,
+    Rerank,
     Seed,
     Shards,
     TunedModelDir,
@@ -103,6 +104,7 @@ def memory_build(
     index: Index = "auto",
     fp16: Fp16 = False,
     code_size: CodeSize = 32,
+    rerank: Rerank = 64,
     batch_size: BatchSize = 64,
     device: Device = "auto",
     ray: Ray = False,
@@ -112,8 +114,8 @@ def memory_build(
 ) -> None:
     """Keys = the model's vector of every word of DATA (tagged sentences, usually the training set), values = their
     tags."""
-    build_memory(EntityRecognizer, load_tagged, model_dir, data, name, index, fp16, code_size, batch_size, device,
-                 ray, ray_address, workers, shards, "word keys", "knnie ner tune")
+    build_memory(EntityRecognizer, load_tagged, model_dir, data, name, index, fp16, code_size, rerank, batch_size,
+                 device, ray, ray_address, workers, shards, "word keys", "knnie ner tune")
 
 
 live_memory_commands(memory_app, EntityRecognizer, load_tagged,

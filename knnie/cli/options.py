@@ -35,6 +35,8 @@ Index = Annotated[str, typer.Option(help=f"FAISS index: {' | '.join(INDEXES)} (f
                                              "keys, re-ranked exactly; approximate depth tuned on dev).")]
 CodeSize = Annotated[int, typer.Option(min=1, help="ivfpq: bytes per key in the index (2 × this many 4-bit codes; "
                                                "the key width must divide by 2 × this).")]
+Rerank = Annotated[int, typer.Option(min=0, help="ivfpq: candidates per query re-ranked by their exact distance "
+                                           "from the stored keys (0: none, distances from the codes).")]
 Ray = Annotated[bool, typer.Option("--ray", help="Run on Ray (pip install 'knnie[ray]'): a Ray instance started on "
                                    "this machine, or the cluster at --ray-address. Same output as without.")]
 RayAddress = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to join (host:port, "

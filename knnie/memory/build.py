@@ -52,6 +52,7 @@ class BuildConfig:
     index: str = "auto"
     fp16: bool = False
     code_size: int = 32
+    rerank: int = 64
     batch_size: int = 64
     source: str = "default"
 
@@ -88,7 +89,7 @@ def _shard_ok(root: Path) -> bool:
 
 # -- stage 2: shards → memory -------------------------------------------------------------------
 def assemble(target: Path, shards: Sequence[Path], fingerprint: str, index: str = "auto", fp16: bool = False,
-             metric: str = "l2", code_size: int = 32, source: str = "default") -> MemoryConfig:
+             metric: str = "l2", code_size: int = 32, rerank: int = 64, source: str = "default") -> MemoryConfig:
     """Write the memory of `shards` (in this order) into the directory `target`, atomically, holding
     one chunk of keys at a time; returns its config. Labels are joined by name, sorted, as
     `Memory.from_labels` orders them."""
@@ -100,7 +101,7 @@ def assemble(target: Path, shards: Sequence[Path], fingerprint: str, index: str 
     dim = mmap_safetensors(shards[0] / "keys.safetensors", ("keys",))["keys"].shape[1]
     config = MemoryConfig(labels=labels, fingerprint=fingerprint, metric=metric, sources=[source],
                           index=auto_index(n) if index == "auto" else index, fp16=fp16, dim=dim, size=n,
-                          code_size=code_size)
+                          code_size=code_size, rerank=rerank)
     if config.index == "ivfpq":
         check_code_size(code_size, dim)
     values = np.empty(n, np.int64)
@@ -183,9 +184,10 @@ def encode_shards(config: BuildConfig, work: Path, parts: Sequence[FilePart], to
 
 
 def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: str = "auto", fp16: bool = False,
-                  code_size: int = 32, batch_size: int = 64, source: str | None = None, shards: int | None = None,
-                  ray_address: str | None = None, use_ray: bool = False, workers: int | None = None,
-                  device: str = "cpu", progress: Callable[[int, int, int], None] | None = None) -> MemoryConfig:
+                  code_size: int = 32, rerank: int = 64, batch_size: int = 64, source: str | None = None,
+                  shards: int | None = None, ray_address: str | None = None, use_ray: bool = False,
+                  workers: int | None = None, device: str = "cpu",
+                  progress: Callable[[int, int, int], None] | None = None) -> MemoryConfig:
     """Build memory `name` of model `model_dir` from the labelled examples of `data` in shards
     (`shards` of them, else one per PART_RECORDS examples), encoded by Ray workers (`use_ray`; at
     `ray_address`, else a local instance) or by this process, then assembled without holding all
@@ -208,7 +210,7 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
                     if f.suffix == ".jsonl" or blocks)
         per_part = max(1, -(-total // shards)) if total else PART_RECORDS
     config = BuildConfig(str(model_dir), [str(f) for f in files], front.fingerprint, per_part, index, fp16, code_size,
-                         batch_size, source or (files[0].name if len(files) == 1 else "data"))
+                         rerank, batch_size, source or (files[0].name if len(files) == 1 else "data"))
     parts = plan(files, per_part, blocks)
     _start_or_resume(work, config)
     todo = [i for i in range(len(parts)) if not _shard_ok(work / shard_name(i))]
@@ -229,7 +231,7 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
         encode_shards(config, work, parts, todo, None, None, device, step)
     log.info("encoded %d shards in %.0f s", len(todo), time.monotonic() - started)
     result = assemble(target, [work / shard_name(i) for i in range(len(parts))], front.fingerprint, index, fp16,
-                      "l2", code_size, config.source)
+                      "l2", code_size, rerank, config.source)
     shutil.rmtree(work, ignore_errors=True)
     return result
 
