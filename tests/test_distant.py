@@ -22,15 +22,19 @@ DOCS = {
 }
 
 
+def write_corpus(root: Path) -> Path:
+    """The KB, aliases and DOCS under `root` (documents in root/raw)."""
+    (root / "kb.tsv").write_text(KB)
+    (root / "aliases.tsv").write_text("Barack Obama\tObama\tPresident Obama\n")
+    (root / "raw").mkdir()
+    for name, text in DOCS.items():
+        (root / "raw" / name).write_text(text)
+    return root
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    (tmp_path / "kb.tsv").write_text(KB)
-    (tmp_path / "aliases.tsv").write_text("Barack Obama\tObama\tPresident Obama\n")
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for name, text in DOCS.items():
-        (raw / name).write_text(text)
-    return tmp_path
+    return write_corpus(tmp_path)
 
 
 def build(corpus: Path, ambiguous: str = "skip") -> tuple[list[dict], DSSummary]:

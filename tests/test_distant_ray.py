@@ -14,7 +14,7 @@ from knnie import DataError
 from knnie.cli.main import app
 from knnie.distant import DSSummary, build_ds, build_ds_ray, iter_documents, read_aliases, read_triples, write_ds
 from knnie.distant.parallel import plan_parts
-from tests.test_distant import DOCS, KB
+from tests.test_distant import write_corpus
 
 LINES = ["Barack Obama married Michelle Obama.", "Obama was born in Honolulu.", "",
          "Barack Obama married Michelle Obama.", "Marie Curie married Pierre Curie in Paris.",
@@ -24,12 +24,7 @@ LINES = ["Barack Obama married Michelle Obama.", "Obama was born in Honolulu.", 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """Whole-document files, a file that is not UTF-8 and a .jsonl with a BOM and mixed line ends."""
-    (tmp_path / "kb.tsv").write_text(KB)
-    (tmp_path / "aliases.tsv").write_text("Barack Obama\tObama\n")
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for name, text in DOCS.items():
-        (raw / name).write_text(text)
+    raw = write_corpus(tmp_path) / "raw"
     (raw / "bad.txt").write_bytes(b"Barack Obama married \xe9 Michelle Obama.")
     lines = [json.dumps({"text": t}).encode() if t else b"" for t in LINES]
     (raw / "docs.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(lines[:4]) + b"\r" + b"\n".join(lines[4:]))
