@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="IVF-PQ candidates re-ranked by exact distance (0, none, is always tried too)")
     p.add_argument("--stream-batches", type=int, default=10, help="batches of --batch queries (streaming sizes)")
     p.add_argument("--singles", type=int, default=200, help="queries sent one at a time (streaming sizes)")
+    p.add_argument("--keys", choices=("copies", "segments"), default="copies",
+                   help="streamed keys: noisy copies of the base vectors, or points between two of them (`key_chunks`)")
     p.add_argument("--keep", action="store_true", help="keep the streamed memories (default: deleted at the end)")
     p.add_argument("--probe", nargs=3, metavar=("MEMORY", "MMAP", "QUERIES"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -180,13 +182,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 STREAM_CHUNK = 131_072  # keys generated and written at a time
 
 
-def key_chunks(base: np.ndarray, n: int, sigma: float, seed: int, timer: dict[str, float]):
-    """`grow(base, n, ...)` as fp16 chunks, generated one at a time with a seeded RNG."""
+def key_chunks(base: np.ndarray, n: int, sigma: float, seed: int, timer: dict[str, float], keys: str = "copies"):
+    """n keys as fp16 chunks, generated one at a time with a seeded RNG: `copies`, `grow(base, n, ...)`
+    (at 10M, 1,250 noisy copies of each base vector, which only their noise tells apart); `segments`,
+    points on the segments between two random base vectors, (1 − t)·a + t·b with t uniform, plus the
+    same noise: keys among real vectors without near-duplicates."""
     rng = np.random.default_rng(seed)
     for start in range(0, n, STREAM_CHUNK):
         t = time.perf_counter()
-        rows = np.arange(start, min(n, start + STREAM_CHUNK)) % len(base)
-        chunk = base[rows] + sigma * rng.standard_normal((len(rows), base.shape[1]), dtype=np.float32)
+        size = min(n, start + STREAM_CHUNK) - start
+        if keys == "copies":
+            chunk = base[np.arange(start, start + size) % len(base)]
+        else:
+            w = rng.random((size, 1), dtype=np.float32)
+            chunk = (1 - w) * base[rng.integers(len(base), size=size)] + w * base[rng.integers(len(base), size=size)]
+        chunk = chunk + sigma * rng.standard_normal((size, base.shape[1]), dtype=np.float32)
         timer["generate"] += time.perf_counter() - t
         if start // STREAM_CHUNK % 16 == 0:
             log(f"  writing keys {start:,}/{n:,}")
@@ -265,7 +275,7 @@ def build_streamed(args: argparse.Namespace, n: int, base: np.ndarray, sigma: fl
         if name == first:
             config = MemoryConfig(["x"], "bench", sources=["bench"], index=kind, fp16=True, dim=base.shape[1], size=n,
                                   code_size=code)
-            write_memory(target, config, key_chunks(base, n, sigma, 0, timer), np.zeros(n, np.int64),
+            write_memory(target, config, key_chunks(base, n, sigma, 0, timer, args.keys), np.zeros(n, np.int64),
                          (b"{}\n" for _ in range(n)))
         else:
             reindex(root / first, target, kind, code)
@@ -282,7 +292,7 @@ def streaming(args: argparse.Namespace, base: np.ndarray, base_q: np.ndarray, si
     queries = grow(base_q, args.batch * args.stream_batches, sigma, rng)
     rows, details, ram, builds = [], [], [], {}
     for n in args.streaming_sizes:
-        root = args.work_dir / str(n)
+        root = args.work_dir / (str(n) if args.keys == "copies" else f"{n}_{args.keys}")
         root.mkdir(parents=True, exist_ok=True)
         np.save(root / "queries.npy", queries)
         setting = f"{n:,} keys × {base.shape[1]} (streamed, fp16 keys)"
@@ -341,9 +351,14 @@ def streaming(args: argparse.Namespace, base: np.ndarray, base_q: np.ndarray, si
             shutil.rmtree(root)
             log(f"deleted {root}")
     goal = [d["index"] for d in details if d["batched_p50_ms"] <= 2 and d[f"recall@{k}"] >= 0.95]
+    name = "memory_scale_10m" + ("" if args.keys == "copies" else f"_{args.keys}")
     report = {
-        "name": "memory_scale_10m", "command": command(),
-        "data": f"keys: {len(base)} SemEval train+dev relation vectors repeated with noise (σ = {sigma:.4g}/dim), "
+        "name": name, "command": command(),
+        "data": (f"keys: {len(base)} SemEval train+dev relation vectors repeated with noise (σ = {sigma:.4g}/dim), "
+                 if args.keys == "copies" else
+                 f"keys: points (1 − t)·a + t·b, t ~ U(0, 1), between two random of {len(base)} SemEval train+dev "
+                 f"relation vectors, plus noise (σ = {sigma:.4g}/dim), ")
+                +
                 f"generated {STREAM_CHUNK:,} at a time (seed 0) and stored as fp16; queries: {len(queries)} noisy "
                 f"SemEval test vectors (seed 1)",
         "encoder": f"{DEFAULT_ENCODER} (not fine-tuned; vectors only)", "seeds": [0], "machine": machine(),
@@ -379,7 +394,7 @@ def streaming(args: argparse.Namespace, base: np.ndarray, base_q: np.ndarray, si
     md += ["", f"Load average (1 min): {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at the end "
            f"({os.cpu_count()} cores).", "",
            f"Goal (batched p50 ≤ 2 ms/query at recall@{k} ≥ 0.95) met by: {', '.join(goal) or 'none'}"]
-    write_results("memory_scale_10m", report, args.out_dir, md)
+    write_results(name, report, args.out_dir, md)
     return report
 
 
