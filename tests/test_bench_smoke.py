@@ -82,6 +82,21 @@ def test_memory_scale(tmp_path: Path) -> None:
 
     memory_scale.main(["--sizes", "1000", "--limit", "100", "--batches", "2", "--out-dir", str(tmp_path)])
     check_results(tmp_path / "memory_scale.json")
+    memory_scale.main(["--streaming-sizes", "3000", "--limit", "100", "--stream-batches", "1", "--singles", "2",
+                       "--nprobe", "8", "--rerank", "64", "--work-dir", str(tmp_path / "runs"),
+                       "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "memory_scale_10m.json")
+    assert not (tmp_path / "runs" / "3000").exists()  # the streamed memories are deleted at the end
+
+
+def test_memory_build(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import memory_build
+
+    report = memory_build.main(["--examples", "60", "--shards", "2", "--workers", "1",
+                                "--work-dir", str(tmp_path / "w"), "--out-dir", str(tmp_path)])
+    check_results(tmp_path / "memory_build.json")
+    assert all(r["labels_equal"] and r["values_equal"] and r["records_equal"] for r in report["agreement"].values())
 
 
 def test_ner(tmp_path: Path) -> None:
