@@ -159,6 +159,13 @@ def test_ivfpq_round_trips_and_reranking_recovers_exact_neighbours(tmp_path: Pat
     assert not np.allclose(loaded.search(queries, 10)[0], exact[0], rtol=1e-3)
 
 
+def test_merged_ivfpq_memories_keep_their_code_size_and_reranking() -> None:
+    a, b = random_memory(n=200, index="ivfpq", code_size=2), random_memory(n=100, index="ivfpq", seed=2, code_size=2)
+    a.set_search(rerank=16)
+    merged = Memory.merge([a, b])
+    assert (merged.config.index, merged.config.code_size, merged.config.rerank, len(merged)) == ("ivfpq", 2, 16, 300)
+
+
 def test_ivfpq_refuses_a_code_size_that_does_not_divide_the_keys() -> None:
     with pytest.raises(KnnieError, match=r"code size 3 does not fit 16-d keys.*choose one of \[8\]"):
         Memory(*clustered(10, 1)[:1], np.zeros(10, np.int64), [{}] * 10, ["a"], "fp", index="ivfpq", code_size=3)

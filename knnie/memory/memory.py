@@ -267,9 +267,9 @@ class Memory:
                         f"cannot merge memories of different {what}: {getattr(first.config, what)} and "
                         f"{getattr(other.config, what)}")
         merged = cls(first.keys, first.values, first.records, list(first.labels), first.config.fingerprint,
-                     first.config.index, first.config.fp16, first.config.metric)
+                     first.config.index, first.config.fp16, first.config.metric, code_size=first.config.code_size)
         merged.config.sources, merged.source_ids = list(first.sources), first.source_ids.copy()
-        merged.set_search(first.config.nprobe, first.config.ef_search)
+        merged.set_search(first.config.nprobe, first.config.ef_search, first.config.rerank)
         for other in shards[1:]:
             for sid, source in enumerate(other.sources):
                 rows = np.flatnonzero(other.source_ids == sid)
