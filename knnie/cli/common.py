@@ -95,9 +95,8 @@ def check_ray_options(ray: bool, ray_address: str | None, workers: int | None) -
 
 def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, str], list], model_dir: Path,
                  data: str, name: str, index: str, fp16: bool, code_size: int, rerank: int, batch_size: int,
-                 device: str,
-                 ray: bool, ray_address: str | None, workers: int | None, shards: int | None, keys: str,
-                 tune_command: str) -> None:
+                 device: str, ray: bool, ray_address: str | None, workers: int | None, shards: int | None,
+                 keys: str, tune_command: str) -> None:
     """Build memory `name` of the examples in `data` (a file, a directory or a glob; `load` reads
     one file) and save it in the model directory; `keys` says what a key is ("keys", "word keys"),
     `tune_command` what to run next. With Ray, a number of shards or several files, the build is
@@ -105,6 +104,7 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
     from knnie.data.files import input_files
     from knnie.memory.build import build_sharded
     from knnie.memory.memory import check_code_size
+    from knnie.tasks.model_dir import memory_dir
 
     check_ray_options(ray, ray_address, workers)
     files = input_files(data)
@@ -119,7 +119,7 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
             config = build_sharded(model_dir, files, name, index=index, fp16=fp16, code_size=code_size, rerank=rerank,
                                    batch_size=batch_size, shards=shards, use_ray=ray or bool(ray_address),
                                    ray_address=ray_address, workers=workers, device=device, progress=progress)
-        size, dim, kind, saved = config.size, config.dim, config.index, model_dir / "memories" / name
+        size, dim, kind, saved = config.size, config.dim, config.index, memory_dir(model_dir, name)
     else:
         front = front_class.from_pretrained(model_dir, memories=False, device=device)
         if index == "ivfpq":  # before the encoding, not after
