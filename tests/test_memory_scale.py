@@ -195,6 +195,16 @@ def test_lazy_records_read_the_right_line_and_only_the_loaded_file(tmp_path: Pat
     assert loaded.records[400]["id"] == 400
 
 
+def test_a_loaded_memory_grows_and_is_saved_again(tmp_path: Path) -> None:
+    random_memory(n=100).save(tmp_path / "m")
+    loaded = Memory.load(tmp_path / "m")
+    keys = clustered(3, seed=5)[0]
+    loaded.add(keys, ["a", "b", "z"], [{"id": "new"}] * 3, source="more")
+    loaded.save(tmp_path / "m")
+    again = Memory.load(tmp_path / "m")
+    assert len(again) == 103 and again.records[102] == {"id": "new"} and again.records[0]["id"] == 0
+
+
 def test_format_2_memories_are_still_read(tmp_path: Path) -> None:
     """A memory saved before records were indexed: its offsets are computed on load."""
     import json

@@ -102,11 +102,13 @@ def build_memory(front_class: type[MemoryAugmentedModel], load: Callable[[Path, 
     `tune_command` what to run next. With Ray, a number of shards or several files, the build is
     sharded (`knnie.memory.build`): encoded part by part and assembled without holding all keys."""
     from knnie.data.files import input_files
+    from knnie.encoders.device import resolve_device
     from knnie.memory.build import build_sharded
     from knnie.memory.memory import check_code_size
     from knnie.tasks.model_dir import memory_dir
 
     check_ray_options(ray, ray_address, workers)
+    resolve_device(device)  # a GPU that is not there is refused before any work
     files = input_files(data)
     if ray or ray_address or shards or len(files) > 1:
         encoded = 0

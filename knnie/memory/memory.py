@@ -220,7 +220,7 @@ class Memory:
             self.sources.append(source)
         self.keys = np.concatenate([self.keys, keys])
         self.values = np.concatenate([self.values, values])
-        self.records = self.records + records
+        self.records = [*self.records, *records]  # a loaded memory's lazy records are read here
         self.source_ids = np.concatenate([self.source_ids, np.full(len(values), self.sources.index(source), np.int32)])
         self.config.size = len(self.values)
         self._groups = None
