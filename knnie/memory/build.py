@@ -142,14 +142,11 @@ def plan(files: Sequence[Path], per_part: int, blocks: bool) -> list[FilePart]:
 
 
 class ShardEncoder:
-    """A worker that encodes parts into shards with one copy of the model (a Ray Data actor holds
-    one; a one-process build runs one here)."""
+    """A worker that encodes parts into shards with a loaded model (each Ray Data actor loads its
+    own copy, `shard_encoder`; a one-process build uses the model the build already loaded)."""
 
-    def __init__(self, model_dir: str, work: str, batch_size: int, device: str = "cpu") -> None:
-        from knnie.tasks.registry import load
-
-        self.front = load(model_dir, memories=False, device=device)
-        self.work, self.batch_size = Path(work), batch_size
+    def __init__(self, front: Any, work: str | Path, batch_size: int) -> None:
+        self.front, self.work, self.batch_size = front, Path(work), batch_size
 
     def __call__(self, item: dict[str, Any]) -> list[dict[str, int]]:
         """Part `item` ({shard, path, start, stop, first_line}) read, encoded and written as its shard."""
@@ -160,24 +157,33 @@ class ShardEncoder:
         return [{"shard": shard, "size": len(labels)}]
 
 
+def shard_encoder(model_dir: str, work: str, batch_size: int, device: str) -> ShardEncoder:
+    """A ShardEncoder with its own copy of the model at `model_dir`: what a Ray actor builds."""
+    from knnie.tasks.registry import load
+
+    return ShardEncoder(load(model_dir, memories=False, device=device), work, batch_size)
+
+
 def shard_name(i: int) -> str:
     return f"{i:06d}"
 
 
 def encode_shards(config: BuildConfig, work: Path, parts: Sequence[FilePart], todo: Sequence[int],
-                  ray: Any | None, workers: int | None, device: str, progress: Callable[[int], None]) -> None:
+                  ray: Any | None, workers: int | None, device: str, front: Any,
+                  progress: Callable[[int], None]) -> None:
     """Encode parts `todo` into shards under `work`: by Ray Data actors when `ray` is given
-    (`workers` of them: None, one per CPU of the cluster), else in this process. `progress` is
-    called with the examples of each shard once it is written."""
+    (`workers` of them: None, one per CPU of the cluster; each loads the model on `device`), else
+    in this process with `front`, the model already loaded. `progress` is called with the examples
+    of each shard once it is written."""
     items = [{"shard": i, **asdict(parts[i])} for i in todo]
-    args = (config.model_dir, str(work), config.batch_size, device)
     if ray is None:
-        encoder = ShardEncoder(*args)
+        encoder = ShardEncoder(front, work, config.batch_size)
         rows = (row for item in items for row in encoder(item))
     else:
         from knnie.cluster import map_in_order, worker_count
 
-        rows = map_in_order(ray, items, ShardEncoder, args, worker_count(ray, workers),
+        args = (config.model_dir, str(work), config.batch_size, device)
+        rows = map_in_order(ray, items, shard_encoder, args, worker_count(ray, workers),
                             f"the finished shards are kept in {work}: rerun the same command to resume")
     for row in rows:
         progress(row["size"])
@@ -197,7 +203,7 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
     from knnie.tasks.model_dir import memory_dir
     from knnie.tasks.registry import load
 
-    front = load(model_dir, memories=False, device="cpu")
+    front = load(model_dir, memories=False, device="cpu" if use_ray else device)  # encodes here without Ray
     if index == "ivfpq":  # before hours of encoding, not after
         check_code_size(code_size, front.representer.dim)
     target = memory_dir(model_dir, name)
@@ -226,9 +232,9 @@ def build_sharded(model_dir: Path, data: Sequence[Path], name: str, *, index: st
         from knnie.cluster import ray_session
 
         with ray_session(ray_address, workers) as ray:
-            encode_shards(config, work, parts, todo, ray, workers, device, step)
+            encode_shards(config, work, parts, todo, ray, workers, device, front, step)
     elif todo:
-        encode_shards(config, work, parts, todo, None, None, device, step)
+        encode_shards(config, work, parts, todo, None, None, device, front, step)
     log.info("encoded %d shards in %.0f s", len(todo), time.monotonic() - started)
     result = assemble(target, [work / shard_name(i) for i in range(len(parts))], front.fingerprint, index, fp16,
                       "l2", code_size, rerank, config.source)
